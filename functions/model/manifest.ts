@@ -1,0 +1,150 @@
+// The manifest: the one definition of how a built model is laid out in KV. The build script
+// writes it, the Worker reads it; both import this file.
+//
+// KV layout (all values immutable except the small pointers):
+//   shards/<sha256>      one slice of the weights blob (content-addressed)
+//   tokenizers/<sha256>  the tokenizer file as built (content-addressed)
+//   manifests/<sha256>   a manifest (content-addressed: JSON below)
+//   models/<id>          pointer {manifest, previous} to the live version, written last
+
+import type { DType } from "../../kernels/quant";
+import type { ModelConfig } from "./description";
+
+export const MANIFEST_FORMAT = "edgeinfer/manifest";
+export const MANIFEST_VERSION = 1;
+
+/** Shards hold at most this much. KV allows 25 MiB a value; see README "KV layout" for why smaller. */
+export const DEFAULT_SHARD_BYTES = 8 * 1024 * 1024;
+export const MAX_SHARD_BYTES = 25 * 1024 * 1024;
+
+/** Tensor data is aligned inside the weights blob so SIMD loads of a row start cleanly. */
+export const TENSOR_ALIGN = 64;
+
+export const kvKeys = {
+  shard: (sha256: string) => `shards/${sha256}`,
+  tokenizer: (sha256: string) => `tokenizers/${sha256}`,
+  manifest: (sha256: string) => `manifests/${sha256}`,
+  modelPointer: (id: string) => `models/${id}`,
+  modelPointerPrefix: "models/",
+} as const;
+
+export type TokenizerKind = "llama2c";
+
+export interface TokenizerEntry {
+  kind: TokenizerKind;
+  sha256: string;
+  bytes: number;
+  bosId: number;
+  eosId: number;
+}
+
+export interface TensorEntry {
+  name: string;
+  dtype: DType;
+  /** [rows, cols] for matrices (rows = outputs), [n] for vectors. */
+  shape: number[];
+  /** Byte offset inside the weights blob. */
+  offset: number;
+  bytes: number;
+}
+
+export interface ShardEntry {
+  sha256: string;
+  bytes: number;
+}
+
+export interface MemoryPlan {
+  weights: number;
+  /** One sequence's KV cache at the full context. */
+  kvCache: number;
+  /** Activations, logits, quantized-activation and RoPE tables, allocated once. */
+  scratch: number;
+  /** Estimate of the tokenizer's footprint in the JS heap. */
+  tokenizer: number;
+  total: number;
+  budget: number;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  id: string;
+  architecture: ModelConfig["architecture"];
+  config: ModelConfig;
+  /** Scheme for the matrices; vectors (norm weights) are always f32. */
+  quant: DType;
+  kvCacheDtype: "f32" | "f16";
+  tokenizer: TokenizerEntry;
+  tensors: TensorEntry[];
+  weights: { bytes: number; shardBytes: number; shards: ShardEntry[] };
+  memory: MemoryPlan;
+}
+
+export interface ModelPointer {
+  manifest: string;
+  previous: string | null;
+}
+
+export class ManifestError extends Error {}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const DTYPES = new Set(["f32", "f16", "q8_0", "q4_0"]);
+const ARCHITECTURES = new Set(["llama"]);
+
+/** Parses and checks a manifest read from KV; any inconsistency is a ManifestError. */
+export function parseManifest(text: string): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ManifestError("manifest is not valid JSON");
+  }
+  const m = value as Manifest;
+  const fail = (why: string): never => {
+    throw new ManifestError(`manifest ${why}`);
+  };
+  if (typeof m !== "object" || m === null) fail("is not an object");
+  if (m.format !== MANIFEST_FORMAT) fail(`has format ${JSON.stringify(m.format)}, expected ${MANIFEST_FORMAT}`);
+  if (m.version !== MANIFEST_VERSION) fail(`has version ${JSON.stringify(m.version)}, this Worker reads ${MANIFEST_VERSION}`);
+  if (!ARCHITECTURES.has(m.architecture)) fail(`names unknown architecture ${JSON.stringify(m.architecture)}`);
+  if (!DTYPES.has(m.quant)) fail(`names unknown quant ${JSON.stringify(m.quant)}`);
+  if (m.kvCacheDtype !== "f32" && m.kvCacheDtype !== "f16") fail(`names unknown kvCacheDtype ${JSON.stringify(m.kvCacheDtype)}`);
+  if (!m.config || m.config.architecture !== m.architecture) fail("config does not match its architecture");
+  if (!m.tokenizer || !SHA256_RE.test(m.tokenizer.sha256)) fail("has no valid tokenizer entry");
+  if (!m.weights || !Array.isArray(m.weights.shards)) fail("has no shard list");
+  let total = 0;
+  for (const s of m.weights.shards) {
+    if (!SHA256_RE.test(s.sha256) || !Number.isInteger(s.bytes) || s.bytes <= 0) fail("has a malformed shard entry");
+    total += s.bytes;
+  }
+  if (total !== m.weights.bytes) fail(`shards add up to ${total} bytes, weights are ${m.weights.bytes}`);
+  if (!Array.isArray(m.tensors)) fail("has no tensor index");
+  for (const t of m.tensors) {
+    if (!DTYPES.has(t.dtype)) fail(`tensor ${t.name} has unknown dtype ${JSON.stringify(t.dtype)}`);
+    if (t.offset < 0 || t.offset + t.bytes > m.weights.bytes) fail(`tensor ${t.name} lies outside the weights`);
+  }
+  return m;
+}
+
+export function parseModelPointer(text: string): ModelPointer {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ManifestError("model pointer is not valid JSON");
+  }
+  const p = value as ModelPointer;
+  if (typeof p !== "object" || p === null || typeof p.manifest !== "string" || !SHA256_RE.test(p.manifest)) {
+    throw new ManifestError("model pointer does not name a manifest");
+  }
+  return { manifest: p.manifest, previous: typeof p.previous === "string" ? p.previous : null };
+}
+
+/** Stable JSON (sorted keys) so the same model built twice hashes the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
+      : v,
+  );
+}

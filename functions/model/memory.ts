@@ -1,0 +1,86 @@
+// The memory budget, and the one computation of how much a model needs once loaded. The
+// build script refuses models that do not fit; the runtime allocates exactly this plan.
+
+import { rowBytes, type DType } from "../../kernels/quant";
+import { headSize, kvDim, type ModelConfig } from "./description";
+import type { MemoryPlan } from "./manifest";
+
+const MiB = 1024 * 1024;
+
+/** A Workers isolate gets 128 MB for everything: JS heap, wasm memory, buffers. */
+export const ISOLATE_MEMORY_BYTES = 128 * MiB;
+/**
+ * Kept free for the JS heap (Hono, tokenizer objects, request bodies) and for shard bytes in
+ * flight while a model loads. Everything else may go to one model's wasm memory.
+ */
+export const ISOLATE_HEADROOM_BYTES = 16 * MiB;
+export const MODEL_MEMORY_BUDGET_BYTES = ISOLATE_MEMORY_BYTES - ISOLATE_HEADROOM_BYTES;
+
+/** Prompt tokens go through the matrix-matrix kernels this many at a time. */
+export const PREFILL_CHUNK = 16;
+
+export type CacheDtype = "f32" | "f16";
+
+export interface ScratchBuffer {
+  name: string;
+  bytes: number;
+}
+
+/** The runtime's working buffers for one model, allocated once at load. */
+export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): ScratchBuffer[] {
+  const f32 = 4;
+  const { dim, hiddenDim, nHeads, seqLen, vocabSize } = config;
+  const widest = Math.max(dim, hiddenDim);
+  return [
+    { name: "x", bytes: chunk * dim * f32 },
+    { name: "xb", bytes: chunk * dim * f32 },
+    { name: "xb2", bytes: chunk * dim * f32 },
+    { name: "q", bytes: chunk * dim * f32 },
+    { name: "k", bytes: chunk * kvDim(config) * f32 },
+    { name: "v", bytes: chunk * kvDim(config) * f32 },
+    { name: "hb", bytes: chunk * hiddenDim * f32 },
+    { name: "hb2", bytes: chunk * hiddenDim * f32 },
+    { name: "att", bytes: nHeads * seqLen * f32 },
+    { name: "logits", bytes: vocabSize * f32 },
+    { name: "xq", bytes: chunk * rowBytes("q8_0", widest) },
+    { name: "rope", bytes: seqLen * headSize(config) * f32 },
+  ];
+}
+
+export function kvCacheBytes(config: ModelConfig, dtype: CacheDtype, contextLength = config.seqLen): number {
+  return 2 * config.nLayers * contextLength * kvDim(config) * (dtype === "f32" ? 4 : 2);
+}
+
+/** The JS heap a tokenizer takes once parsed: its strings and maps, roughly 4x the file. */
+export function tokenizerHeapBytes(tokenizerFileBytes: number): number {
+  return tokenizerFileBytes * 4;
+}
+
+/** Each allocation in wasm memory is rounded up to this alignment. */
+const ALLOC_ALIGN = 64;
+const aligned = (n: number) => Math.ceil(n / ALLOC_ALIGN) * ALLOC_ALIGN;
+
+export function planMemory(
+  config: ModelConfig,
+  weightsBytes: number,
+  cacheDtype: CacheDtype,
+  tokenizerFileBytes: number,
+  budget = MODEL_MEMORY_BUDGET_BYTES,
+): MemoryPlan {
+  const weights = aligned(weightsBytes);
+  const kvCache = aligned(kvCacheBytes(config, cacheDtype));
+  const scratch = scratchBuffers(config).reduce((sum, b) => sum + aligned(b.bytes), 0);
+  const tokenizer = tokenizerHeapBytes(tokenizerFileBytes);
+  return { weights, kvCache, scratch, tokenizer, total: weights + kvCache + scratch + tokenizer, budget };
+}
+
+/** Weights of one matrix of `rows` x `cols` at a given dtype. */
+export function matrixBytes(dtype: DType, rows: number, cols: number): number {
+  return rows * rowBytes(dtype, cols);
+}
+
+export function formatBytes(n: number): string {
+  if (Math.abs(n) >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
+  if (Math.abs(n) >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
