@@ -1,0 +1,62 @@
+// Puts built artifacts into KV: content-addressed entries first (skipping those already
+// there), the model's live pointer last, so a reader never sees a manifest whose shards are
+// not all present. Rebuilding the same model writes nothing.
+
+import { kvKeys, parseModelPointer, type ModelPointer } from "../../functions/model/manifest";
+import type { KvTarget } from "../kv/targets";
+import type { BuildArtifacts } from "./pipeline";
+
+export interface PublishResult {
+  written: string[];
+  alreadyPresent: number;
+  bytesWritten: number;
+  pointer: "created" | "updated" | "unchanged";
+  previousManifest: string | null;
+}
+
+export async function publishArtifacts(
+  target: KvTarget,
+  artifacts: BuildArtifacts,
+  pointerKey = kvKeys.modelPointer(artifacts.manifest.id),
+  onProgress?: (done: number, total: number, key: string) => void,
+): Promise<PublishResult> {
+  const existing = new Set<string>();
+  for (const prefix of new Set(artifacts.entries.map((e) => e.key.slice(0, e.key.indexOf("/") + 1)))) {
+    for (const key of await target.list(prefix)) existing.add(key);
+  }
+  const missing = artifacts.entries.filter((e) => !(e.immutable && existing.has(e.key)));
+  const written: string[] = [];
+  let bytesWritten = 0;
+  for (const entry of missing) {
+    onProgress?.(written.length, missing.length, entry.key);
+    await target.put(entry.key, entry.value);
+    written.push(entry.key);
+    bytesWritten += entry.value.byteLength;
+  }
+  onProgress?.(written.length, missing.length, "");
+
+  const current = await readPointer(target, pointerKey);
+  if (current?.manifest === artifacts.manifestSha256) {
+    return { written, alreadyPresent: artifacts.entries.length - missing.length, bytesWritten, pointer: "unchanged", previousManifest: current.previous };
+  }
+  const pointer: ModelPointer = { manifest: artifacts.manifestSha256, previous: current?.manifest ?? null };
+  await target.put(pointerKey, new TextEncoder().encode(JSON.stringify(pointer)));
+  written.push(pointerKey);
+  return {
+    written,
+    alreadyPresent: artifacts.entries.length - missing.length,
+    bytesWritten,
+    pointer: current ? "updated" : "created",
+    previousManifest: pointer.previous,
+  };
+}
+
+export async function readPointer(target: KvTarget, key: string): Promise<ModelPointer | null> {
+  const bytes = await target.get(key);
+  if (!bytes) return null;
+  try {
+    return parseModelPointer(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
