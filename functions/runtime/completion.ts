@@ -1,0 +1,56 @@
+// A completion request, model-side: prompt to token ids, the context check, and the
+// generation run to its end. Shared by the plain and the streaming responses.
+
+import { ContextLengthError } from "./errors";
+import { generate, type GenerationStep, type GenerationSummary } from "./generate";
+import type { LoadedModel } from "./loader";
+
+export interface CompletionInput {
+  prompt: string | number[];
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  seed: number | null;
+  stop: string[];
+}
+
+export const DEFAULT_MAX_TOKENS = 16;
+
+export class PromptTokenError extends Error {}
+
+export interface PreparedCompletion {
+  promptIds: number[];
+  maxTokens: number;
+  run(signal?: AbortSignal): AsyncGenerator<GenerationStep, GenerationSummary>;
+}
+
+export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): PreparedCompletion {
+  const { config, tokenizer: tok } = loaded.manifest;
+  let promptIds: number[];
+  if (typeof input.prompt === "string") {
+    promptIds = loaded.tokenizer.encode(input.prompt, { bos: true, eos: false });
+  } else {
+    promptIds = input.prompt;
+    const bad = promptIds.find((id) => id >= config.vocabSize);
+    if (bad !== undefined) throw new PromptTokenError(`token id ${bad} is outside the vocabulary (0..${config.vocabSize - 1})`);
+  }
+  if (promptIds.length === 0) promptIds = [tok.bosId];
+  const room = config.seqLen - promptIds.length;
+  if (input.maxTokens !== null && input.maxTokens > room) {
+    throw new ContextLengthError(config.seqLen, promptIds.length, input.maxTokens);
+  }
+  if (room < 1) throw new ContextLengthError(config.seqLen, promptIds.length, 0);
+  const maxTokens = input.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room);
+  const seed = input.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  return {
+    promptIds,
+    maxTokens,
+    run: (signal) => generate(loaded, { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop }, signal),
+  };
+}
+
+/** The prompt as text, for `echo`. */
+export function promptText(loaded: LoadedModel, prompt: string | number[], promptIds: number[]): string {
+  if (typeof prompt === "string") return prompt;
+  return loaded.tokenizer.decode(promptIds);
+}

@@ -1,0 +1,216 @@
+// KV -> wasm memory. Reads a model's pointer and manifest, streams every shard straight into
+// the weights region of a fresh kernel instance while hashing it, and only hands the model
+// out once every byte is verified. A failure drops the whole instance: nothing half-loaded
+// stays behind.
+
+import { Kernels } from "../../kernels/index";
+import { hex, sha256Hex } from "../model/hash";
+import {
+  kvKeys,
+  ManifestError,
+  parseManifest,
+  parseModelPointer,
+  type Manifest,
+} from "../model/manifest";
+import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
+import { ModelError } from "./errors";
+import { KvCache, LlamaModel } from "./llama";
+import { SlotPool } from "./slots";
+import { Llama2cTokenizer } from "./tokenizer/llama2c";
+
+export interface LoadedModel {
+  id: string;
+  manifestSha256: string;
+  manifest: Manifest;
+  model: LlamaModel;
+  tokenizer: Llama2cTokenizer;
+  caches: SlotPool<KvCache>;
+  /** wasm memory plus the tokenizer's share of the JS heap. */
+  memoryBytes: number;
+}
+
+export interface LoadOptions {
+  kernelsModule: WebAssembly.Module;
+  budgetBytes?: number;
+  /** Give up on a KV read after this long. */
+  readTimeoutMs?: number;
+  /** Most KV caches (concurrent sequences) a model gets, memory permitting. */
+  maxSequences?: number;
+}
+
+const SHARD_READS_IN_FLIGHT = 4;
+
+/** Which manifest a model id points at now. */
+export async function resolveModelPointer(kv: KVNamespace, id: string, pointerKey = kvKeys.modelPointer(id)): Promise<string> {
+  const text = await kvRead(id, `pointer ${pointerKey}`, () => kv.get(pointerKey, "text"), 10_000);
+  if (text === null) throw new ModelError("unknown_model", id, `The model '${id}' does not exist`);
+  try {
+    return parseModelPointer(text).manifest;
+  } catch (e) {
+    throw new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
+  }
+}
+
+export async function readManifest(kv: KVNamespace, id: string, manifestSha256: string): Promise<Manifest> {
+  const key = kvKeys.manifest(manifestSha256);
+  const text = await kvRead(id, `manifest ${key}`, () => kv.get(key, "text"), 10_000);
+  if (text === null) throw new ModelError("load_failed", id, `model '${id}': manifest ${key} is missing from KV`);
+  if ((await sha256Hex(text)) !== manifestSha256) throw new ModelError("load_failed", id, `model '${id}': manifest ${key} does not match its hash`);
+  try {
+    return parseManifest(text);
+  } catch (e) {
+    if (e instanceof ManifestError) throw new ModelError("load_failed", id, `model '${id}': ${e.message}`);
+    throw e;
+  }
+}
+
+export async function loadModelFromKv(
+  kv: KVNamespace,
+  id: string,
+  manifestSha256: string,
+  options: LoadOptions,
+): Promise<LoadedModel> {
+  const manifest = await readManifest(kv, id, manifestSha256);
+  const budget = options.budgetBytes ?? MODEL_MEMORY_BUDGET_BYTES;
+  const plan = manifest.memory;
+  if (plan.total > budget) {
+    throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(plan.total)} loaded but the memory budget is ${formatBytes(budget)} (${formatBytes(plan.total - budget)} over)`);
+  }
+  const spare = budget - plan.total;
+  const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / Math.max(plan.kvCache, 1))));
+  const wasmBytes = plan.weights + plan.scratch + plan.kvCache * sequences + 64 * 1024;
+
+  const kernels = Kernels.create(options.kernelsModule, wasmBytes);
+  const weightsPtr = kernels.alloc(manifest.weights.bytes, 64);
+  const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000);
+  await copyShards(kv, id, manifest, kernels, weightsPtr, options.readTimeoutMs ?? 30_000);
+  const tokenizer = await tokenizerPromise;
+
+  let model: LlamaModel;
+  try {
+    model = new LlamaModel(kernels, manifest, weightsPtr);
+  } catch (e) {
+    throw new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
+  }
+  const caches: KvCache[] = [];
+  for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
+  return {
+    id,
+    manifestSha256,
+    manifest,
+    model,
+    tokenizer,
+    caches: SlotPool.of(caches),
+    memoryBytes: kernels.capacityBytes + plan.tokenizer,
+  };
+}
+
+async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Llama2cTokenizer> {
+  const entry = manifest.tokenizer;
+  const key = kvKeys.tokenizer(entry.sha256);
+  const buffer = await kvRead(id, `tokenizer ${key}`, () => kv.get(key, "arrayBuffer"), timeoutMs);
+  if (buffer === null) throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} is missing from KV`);
+  const bytes = new Uint8Array(buffer);
+  if (bytes.byteLength !== entry.bytes || (await sha256Hex(bytes)) !== entry.sha256) {
+    throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} does not match its hash`);
+  }
+  try {
+    return Llama2cTokenizer.fromBytes(bytes, manifest.config.vocabSize);
+  } catch (e) {
+    throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key}: ${(e as Error).message}`);
+  }
+}
+
+async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kernels: Kernels, weightsPtr: number, timeoutMs: number): Promise<void> {
+  const shards = manifest.weights.shards;
+  let next = 0;
+  const worker = async () => {
+    while (next < shards.length) {
+      const index = next++;
+      const shard = shards[index];
+      await copyShard(kv, id, shard.sha256, shard.bytes, kernels, weightsPtr + index * manifest.weights.shardBytes, timeoutMs);
+    }
+  };
+  const workers = Array.from({ length: Math.min(SHARD_READS_IN_FLIGHT, shards.length) }, worker);
+  const results = await Promise.allSettled(workers);
+  const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) throw failed.reason;
+}
+
+async function copyShard(kv: KVNamespace, id: string, sha256: string, expectedBytes: number, kernels: Kernels, dest: number, timeoutMs: number): Promise<void> {
+  const key = kvKeys.shard(sha256);
+  const stream = await kvRead(id, `shard ${key}`, () => kv.get(key, "stream"), timeoutMs);
+  if (stream === null) throw new ModelError("load_failed", id, `model '${id}': shard ${key} is missing from KV`);
+  const hasher = new DigestSink();
+  let written = 0;
+  const reader = stream.getReader();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const { done, value } = await withTimeout(reader.read(), deadline - Date.now(), () => `model '${id}': reading shard ${key} timed out`, id);
+      if (done) break;
+      const chunk = value instanceof Uint8Array ? value : new Uint8Array(value as ArrayBuffer);
+      if (written + chunk.byteLength > expectedBytes) {
+        throw new ModelError("load_failed", id, `model '${id}': shard ${key} is longer than the ${expectedBytes} bytes the manifest lists`);
+      }
+      kernels.u8(dest + written, chunk.byteLength).set(chunk);
+      hasher.update(chunk);
+      written += chunk.byteLength;
+    }
+  } catch (e) {
+    reader.cancel().catch(() => {});
+    if (e instanceof ModelError) throw e;
+    throw new ModelError("load_failed", id, `model '${id}': reading shard ${key} failed: ${(e as Error).message}`);
+  }
+  if (written !== expectedBytes) {
+    throw new ModelError("load_failed", id, `model '${id}': shard ${key} is truncated (${written} of ${expectedBytes} bytes)`);
+  }
+  const actual = await hasher.digest(() => kernels.u8(dest, expectedBytes));
+  if (actual !== sha256) throw new ModelError("load_failed", id, `model '${id}': shard ${key} is corrupt (its sha256 is ${actual})`);
+}
+
+/**
+ * Incremental sha256: the Workers runtime's DigestStream where there is one, so no second
+ * copy of a shard is ever held; elsewhere (Node) a digest of the bytes already in memory.
+ */
+class DigestSink {
+  private readonly stream: { getWriter(): WritableStreamDefaultWriter; digest: Promise<ArrayBuffer> } | null;
+  private readonly writer: WritableStreamDefaultWriter | null;
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor() {
+    const DigestStream = (crypto as unknown as { DigestStream?: new (alg: string) => { getWriter(): WritableStreamDefaultWriter; digest: Promise<ArrayBuffer> } }).DigestStream;
+    this.stream = DigestStream ? new DigestStream("SHA-256") : null;
+    this.writer = this.stream ? this.stream.getWriter() : null;
+  }
+
+  update(chunk: Uint8Array): void {
+    if (this.writer) {
+      this.pending = this.pending.then(() => this.writer!.write(chunk));
+    }
+  }
+
+  async digest(written: () => Uint8Array): Promise<string> {
+    if (!this.stream || !this.writer) return sha256Hex(written());
+    await this.pending;
+    await this.writer.close();
+    return hex(new Uint8Array(await this.stream.digest));
+  }
+}
+
+async function kvRead<T>(id: string, what: string, read: () => Promise<T>, timeoutMs: number): Promise<T> {
+  try {
+    return await withTimeout(read(), timeoutMs, () => `model '${id}': reading ${what} from KV timed out after ${timeoutMs} ms`, id);
+  } catch (e) {
+    if (e instanceof ModelError) throw e;
+    throw new ModelError("load_failed", id, `model '${id}': reading ${what} from KV failed: ${(e as Error).message}`);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string, id: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ModelError("load_failed", id, message())), Math.max(ms, 0));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

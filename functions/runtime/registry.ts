@@ -1,0 +1,102 @@
+// The models loaded in this isolate. A model id resolves to its live manifest on every
+// request (so a new version or a rollback is picked up at once); loaded models are keyed by
+// manifest hash, loads in progress are shared, and the least recently used idle models are
+// dropped to make room within the isolate's memory budget.
+
+import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
+import { ModelError } from "./errors";
+import { loadModelFromKv, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
+
+export interface ModelLease {
+  model: LoadedModel;
+  release(): void;
+}
+
+interface Entry {
+  model: LoadedModel;
+  lastUsed: number;
+  active: number;
+}
+
+export class ModelRegistry {
+  private readonly loaded = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private clock = 0;
+
+  constructor(
+    private readonly options: LoadOptions,
+    private readonly budgetBytes = options.budgetBytes ?? MODEL_MEMORY_BUDGET_BYTES,
+  ) {}
+
+  get memoryInUse(): number {
+    let total = 0;
+    for (const e of this.loaded.values()) total += e.model.memoryBytes;
+    return total;
+  }
+
+  get loadedModels(): Array<{ id: string; manifestSha256: string; memoryBytes: number }> {
+    return [...this.loaded.values()].map((e) => ({ id: e.model.id, manifestSha256: e.model.manifestSha256, memoryBytes: e.model.memoryBytes }));
+  }
+
+  /**
+   * The live version of model `id`, loaded if needed. The model counts as in use (never
+   * unloaded) until the lease is released, which a streaming response does when it ends.
+   */
+  async acquire(kv: KVNamespace, id: string, pointerKey?: string): Promise<ModelLease> {
+    const manifestSha = await resolveModelPointer(kv, id, pointerKey);
+    const model = await this.get(kv, id, manifestSha);
+    const entry = this.loaded.get(manifestSha);
+    if (entry) {
+      entry.active++;
+      entry.lastUsed = ++this.clock;
+    }
+    let released = false;
+    return {
+      model,
+      release: () => {
+        if (!released && entry) entry.active--;
+        released = true;
+      },
+    };
+  }
+
+  private async get(kv: KVNamespace, id: string, manifestSha: string): Promise<LoadedModel> {
+    const hit = this.loaded.get(manifestSha);
+    if (hit) return hit.model;
+    let pending = this.loading.get(manifestSha);
+    if (!pending) {
+      pending = this.load(kv, id, manifestSha).finally(() => this.loading.delete(manifestSha));
+      this.loading.set(manifestSha, pending);
+    }
+    return pending;
+  }
+
+  private async load(kv: KVNamespace, id: string, manifestSha: string): Promise<LoadedModel> {
+    const manifest = await readManifest(kv, id, manifestSha);
+    const needed = manifest.memory.total;
+    if (needed > this.budgetBytes) {
+      throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(needed)} loaded but the memory budget is ${formatBytes(this.budgetBytes)} (${formatBytes(needed - this.budgetBytes)} over); rebuild it with a smaller quant or context`);
+    }
+    this.makeRoom(needed, id);
+    const model = await loadModelFromKv(kv, id, manifestSha, { ...this.options, budgetBytes: this.budgetBytes - this.memoryInUse });
+    this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
+    return model;
+  }
+
+  /** Unloads idle models, least recently used first, until `bytes` more fit. */
+  private makeRoom(bytes: number, id: string): void {
+    const idle = [...this.loaded.entries()].filter(([, e]) => e.active === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    while (this.memoryInUse + bytes > this.budgetBytes) {
+      const victim = idle.shift();
+      if (!victim) {
+        throw new ModelError("busy", id, `model '${id}' needs ${formatBytes(bytes)} but models in use hold ${formatBytes(this.memoryInUse)} of ${formatBytes(this.budgetBytes)}; retry shortly`);
+      }
+      this.loaded.delete(victim[0]);
+    }
+  }
+
+  /** Drops every loaded model (tests; a fresh isolate without a restart). */
+  clear(): void {
+    this.loaded.clear();
+  }
+}
