@@ -1,0 +1,136 @@
+// Checks a /v1/completions body field by field. Every rejection names the field and why,
+// and the limits here are the ones the README documents.
+
+import { invalidRequest } from "./errors";
+
+export const LIMITS = {
+  bodyBytes: 256 * 1024,
+  promptChars: 32_768,
+  promptTokenIds: 32_768,
+  stopStrings: 16,
+  stopStringChars: 256,
+  maxTokens: 1 << 20,
+} as const;
+
+export interface CompletionRequest {
+  model: string;
+  prompt: string | number[];
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  seed: number | null;
+  stop: string[];
+  echo: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  returnTokenIds: boolean;
+}
+
+const KNOWN_FIELDS = new Set([
+  "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "echo", "stream",
+  "stream_options", "return_token_ids", "n", "user", "logprobs", "frequency_penalty", "presence_penalty",
+]);
+
+type Body = Record<string, unknown>;
+
+export function parseCompletionRequest(raw: unknown): CompletionRequest {
+  const body = requireObject(raw);
+  for (const key of Object.keys(body)) {
+    if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
+  }
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
+  if (body.logprobs !== undefined && body.logprobs !== null) throw invalidRequest("'logprobs' is not supported", "logprobs");
+  for (const penalty of ["frequency_penalty", "presence_penalty"]) {
+    if (body[penalty] !== undefined && body[penalty] !== null && body[penalty] !== 0) throw invalidRequest(`'${penalty}' is not supported (only 0)`, penalty);
+  }
+  if (body.user !== undefined && typeof body.user !== "string") throw invalidRequest("'user' must be a string", "user");
+  const streamOptions = body.stream_options;
+  if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
+    throw invalidRequest("'stream_options' must be an object", "stream_options");
+  }
+  return {
+    model: requireModel(body),
+    prompt: parsePrompt(body.prompt),
+    maxTokens: optionalInteger(body, "max_tokens", 0, LIMITS.maxTokens),
+    temperature: optionalNumber(body, "temperature", 0, 2) ?? 1,
+    topP: optionalNumber(body, "top_p", 0, 1, true) ?? 1,
+    seed: optionalInteger(body, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    stop: parseStop(body.stop),
+    echo: optionalBoolean(body, "echo"),
+    stream: optionalBoolean(body, "stream"),
+    includeUsage: streamOptions ? optionalBoolean(streamOptions as Body, "include_usage", "stream_options.include_usage") : false,
+    returnTokenIds: optionalBoolean(body, "return_token_ids"),
+  };
+}
+
+export function requireObject(raw: unknown): Body {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalidRequest("The request body must be a JSON object");
+  return raw as Body;
+}
+
+export function requireModel(body: Body): string {
+  const model = body.model;
+  if (model === undefined || model === null) throw invalidRequest("'model' is required", "model");
+  if (typeof model !== "string" || model.length === 0 || model.length > 256) throw invalidRequest("'model' must be a non-empty string of at most 256 characters", "model");
+  return model;
+}
+
+function parsePrompt(prompt: unknown): string | number[] {
+  if (prompt === undefined || prompt === null) throw invalidRequest("'prompt' is required", "prompt");
+  if (typeof prompt === "string") return checkPromptText(prompt);
+  if (Array.isArray(prompt)) {
+    if (prompt.length === 1 && typeof prompt[0] === "string") return checkPromptText(prompt[0]);
+    if (prompt.length === 0) throw invalidRequest("'prompt' must not be an empty array", "prompt");
+    if (prompt.length > LIMITS.promptTokenIds) throw invalidRequest(`'prompt' has ${prompt.length} token ids; the limit is ${LIMITS.promptTokenIds}`, "prompt");
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || (id as number) < 0) throw invalidRequest("'prompt' must be a string or an array of non-negative integer token ids", "prompt");
+    }
+    return prompt as number[];
+  }
+  throw invalidRequest("'prompt' must be a string or an array of token ids", "prompt");
+}
+
+function checkPromptText(text: string): string {
+  if (text.length > LIMITS.promptChars) throw invalidRequest(`'prompt' has ${text.length} characters; the limit is ${LIMITS.promptChars}`, "prompt");
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)) {
+    throw invalidRequest("'prompt' contains an unpaired surrogate (invalid Unicode)", "prompt");
+  }
+  return text;
+}
+
+export function parseStop(stop: unknown): string[] {
+  if (stop === undefined || stop === null) return [];
+  const list = typeof stop === "string" ? [stop] : stop;
+  if (!Array.isArray(list)) throw invalidRequest("'stop' must be a string or an array of strings", "stop");
+  if (list.length > LIMITS.stopStrings) throw invalidRequest(`'stop' has ${list.length} strings; the limit is ${LIMITS.stopStrings}`, "stop");
+  for (const s of list) {
+    if (typeof s !== "string" || s.length === 0) throw invalidRequest("'stop' must contain only non-empty strings", "stop");
+    if (s.length > LIMITS.stopStringChars) throw invalidRequest(`each 'stop' string must be at most ${LIMITS.stopStringChars} characters`, "stop");
+  }
+  return list as string[];
+}
+
+export function optionalNumber(body: Body, field: string, min: number, max: number, exclusiveMin = false): number | null {
+  const v = body[field];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw invalidRequest(`'${field}' must be a finite number`, field);
+  if (v < min || v > max || (exclusiveMin && v === min)) {
+    throw invalidRequest(`'${field}' must be ${exclusiveMin ? "greater than" : "at least"} ${min} and at most ${max}, got ${v}`, field);
+  }
+  return v;
+}
+
+export function optionalInteger(body: Body, field: string, min: number, max: number): number | null {
+  const v = body[field];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isInteger(v)) throw invalidRequest(`'${field}' must be an integer`, field);
+  if (v < min || v > max) throw invalidRequest(`'${field}' must be between ${min} and ${max}, got ${v}`, field);
+  return v;
+}
+
+export function optionalBoolean(body: Body, field: string, name = field): boolean {
+  const v = body[field];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== "boolean") throw invalidRequest(`'${name}' must be a boolean`, name);
+  return v;
+}

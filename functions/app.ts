@@ -1,0 +1,47 @@
+// The Hono app: routes only. Each handler is a few lines that delegate to the runtime.
+
+import { Hono } from "hono";
+import { ApiError, toApiError } from "./api/errors";
+import type { Env } from "./env";
+import { completions } from "./routes/completions";
+import { listModels } from "./routes/models";
+import { ModelError } from "./runtime/errors";
+import { ModelRegistry } from "./runtime/registry";
+
+export interface AppContext {
+  Bindings: Env;
+  Variables: {
+    models: ModelRegistry;
+    /** Where model pointers live for this caller (per customer once keys exist). */
+    modelPointerPrefix?: string;
+    modelPointerKey?: (id: string) => string;
+  };
+}
+
+export function createApp(kernelsModule: WebAssembly.Module): { app: Hono<AppContext>; models: ModelRegistry } {
+  const models = new ModelRegistry({ kernelsModule });
+  const app = new Hono<AppContext>();
+
+  app.use("*", async (c, next) => {
+    c.set("models", models);
+    await next();
+  });
+
+  app.get("/healthz", (c) =>
+    c.json({ status: "ok", memory: { inUse: models.memoryInUse }, loaded: models.loadedModels }),
+  );
+  app.get("/v1/models", listModels);
+  app.post("/v1/completions", completions);
+
+  app.notFound((c) => {
+    const e = new ApiError(404, `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, "invalid_request_error", null, "not_found");
+    return c.json(e.body, e.status);
+  });
+  app.onError((err, c) => {
+    const e = toApiError(err);
+    // Logged once, here; clients get the message but never a stack.
+    if (e.status >= 500) console.error(err instanceof ModelError ? err.message : err);
+    return c.json(e.body, e.status);
+  });
+  return { app, models };
+}

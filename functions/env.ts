@@ -1,0 +1,4 @@
+export interface Env {
+  /** Shards, tokenizers, manifests and model pointers (see functions/model/manifest.ts). */
+  MODELS: KVNamespace;
+}
