@@ -1,0 +1,150 @@
+// edgeinfer build <checkpoint> --tokenizer <file> --id <model-id> --quant f32|f16|q8_0|q4_0
+
+import { parseArgs } from "node:util";
+import type { DType } from "../../kernels/quant";
+import { formatBytes } from "../../functions/model/memory";
+import { buildArtifacts, checkModelId, defaultCacheDtype, type BuildArtifacts } from "../build/pipeline";
+import { checkFit, describePlan } from "../build/fit";
+import { publishArtifacts, type PublishResult } from "../build/publish";
+import { openKvTarget, type KvTarget } from "../kv/targets";
+import { loadLlama2cSource } from "../sources/load";
+import { CliError, endProgress, progress, type Command } from "./command";
+
+const QUANTS = new Set(["f32", "f16", "q8_0", "q4_0"]);
+
+export const buildOptions = {
+  tokenizer: { type: "string" },
+  id: { type: "string" },
+  quant: { type: "string", default: "q8_0" },
+  context: { type: "string" },
+  "kv-cache": { type: "string" },
+  "shard-size": { type: "string" },
+  remote: { type: "boolean", default: false },
+  "persist-to": { type: "string" },
+  json: { type: "boolean", default: false },
+} as const;
+
+export interface BuildRequest {
+  checkpoint: string;
+  tokenizer: string;
+  id: string;
+  quant: DType;
+  contextLength?: number;
+  kvCacheDtype?: "f32" | "f16";
+  shardBytes?: number;
+  remote: boolean;
+  persistTo?: string;
+  json: boolean;
+}
+
+export interface BuildOutcome {
+  artifacts: BuildArtifacts;
+  published: PublishResult;
+  target: string;
+}
+
+export const buildCommand: Command = {
+  summary: "quantize a checkpoint, shard it into KV and point the model id at it",
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: buildOptions, allowPositionals: true, strict: true });
+    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint> --tokenizer <tokenizer.bin> --id <model-id> [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote] [--persist-to DIR] [--json]");
+    if (!values.tokenizer) throw new CliError("--tokenizer <tokenizer.bin> is required for a llama2.c checkpoint");
+    if (!values.id) throw new CliError("--id <model-id> is required");
+    if (!QUANTS.has(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
+    const kvCache = values["kv-cache"];
+    if (kvCache !== undefined && kvCache !== "f32" && kvCache !== "f16") throw new CliError("--kv-cache must be f32 or f16");
+    const outcome = await buildModel({
+      checkpoint: positionals[0],
+      tokenizer: values.tokenizer,
+      id: values.id,
+      quant: values.quant as DType,
+      contextLength: values.context === undefined ? undefined : positiveInt(values.context, "--context"),
+      kvCacheDtype: kvCache,
+      shardBytes: values["shard-size"] === undefined ? undefined : Math.round(Number(values["shard-size"]) * 1024 * 1024),
+      remote: values.remote,
+      persistTo: values["persist-to"],
+      json: values.json,
+    });
+    printBuild(outcome, values.json);
+  },
+};
+
+/** Builds and publishes; writes to `target` when given (kept open), else opens the one `req` names. */
+export async function buildModel(req: BuildRequest, target?: KvTarget): Promise<BuildOutcome> {
+  try {
+    checkModelId(req.id);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const input = loadLlama2cSource(req.checkpoint, req.tokenizer, req.id);
+  const config = { ...input.config, seqLen: Math.min(input.config.seqLen, req.contextLength ?? Infinity) };
+  const cacheDtype = req.kvCacheDtype ?? defaultCacheDtype(req.quant);
+  const fit = checkFit(config, input.tensors, req.quant, cacheDtype, input.tokenizer.bytes.byteLength, defaultCacheDtype);
+  if (!fit.fits) {
+    throw new CliError(
+      `model '${req.id}' at ${req.quant} needs ${describePlan(fit.plan, config.seqLen)}, ${formatBytes(fit.plan.total - fit.plan.budget)} over the ${formatBytes(fit.plan.budget)} an isolate can give a model. ${fit.advice}`,
+      { needBytes: fit.plan.total, budgetBytes: fit.plan.budget, overBytes: fit.plan.total - fit.plan.budget, advice: fit.advice },
+    );
+  }
+  let artifacts: BuildArtifacts;
+  try {
+    artifacts = await buildArtifacts(input, {
+      quant: req.quant,
+      shardBytes: req.shardBytes,
+      kvCacheDtype: cacheDtype,
+      contextLength: req.contextLength,
+      onTensor: (t, done, total) => progress(req.json, `quantizing [${done}/${total}] ${t.name}`),
+    });
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  endProgress(req.json);
+  const kv = target ?? (await openKvTarget({ remote: req.remote, persistTo: req.persistTo }));
+  try {
+    const published = await publishArtifacts(kv, artifacts, undefined, (done, total, key) =>
+      progress(req.json, total === 0 ? "KV: nothing new to write" : `writing to ${kv.description} [${done}/${total}] ${key}`),
+    );
+    endProgress(req.json);
+    return { artifacts, published, target: kv.description };
+  } finally {
+    if (!target) await kv.close();
+  }
+}
+
+export function printBuild({ artifacts, published, target }: BuildOutcome, json: boolean): void {
+  const m = artifacts.manifest;
+  if (json) {
+    console.log(JSON.stringify({
+      ok: true,
+      id: m.id,
+      quant: m.quant,
+      manifest: artifacts.manifestSha256,
+      target,
+      tensors: artifacts.tensors,
+      shards: m.weights.shards,
+      weightsBytes: m.weights.bytes,
+      memory: m.memory,
+      written: published.written,
+      alreadyPresent: published.alreadyPresent,
+      bytesWritten: published.bytesWritten,
+      pointer: published.pointer,
+      previousManifest: published.previousManifest,
+    }));
+    return;
+  }
+  console.log(`${"tensor".padEnd(28)} ${"dtype".padEnd(5)} ${"shape".padEnd(14)} ${"bytes".padStart(10)}  rel.rms.err  max.abs.err`);
+  for (const t of artifacts.tensors) {
+    console.log(`${t.name.padEnd(28)} ${t.dtype.padEnd(5)} ${`[${t.shape.join(",")}]`.padEnd(14)} ${formatBytes(t.bytes).padStart(10)}  ${t.relRmsError.toExponential(2).padStart(11)}  ${t.maxAbsError.toExponential(2).padStart(11)}`);
+  }
+  console.log(`\nmodel ${m.id} (${m.architecture}, ${m.quant}, context ${m.config.seqLen}, KV cache ${m.kvCacheDtype})`);
+  console.log(`manifest ${artifacts.manifestSha256}`);
+  console.log(`weights ${formatBytes(m.weights.bytes)} in ${m.weights.shards.length} shard(s) of at most ${formatBytes(m.weights.shardBytes)}`);
+  console.log(`memory when loaded ${describePlan(m.memory, m.config.seqLen)} of ${formatBytes(m.memory.budget)}`);
+  console.log(`${target}: wrote ${published.written.length} key(s), ${formatBytes(published.bytesWritten)}; ${published.alreadyPresent} already present; pointer ${published.pointer}`);
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag} must be a positive integer (got ${text})`);
+  return n;
+}

@@ -1,0 +1,55 @@
+// edgeinfer serve (npm start): make sure the default model is in local KV, then run the
+// Worker under `wrangler dev` on 127.0.0.1:$PORT (8787).
+
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { DType } from "../../kernels/quant";
+import { DEFAULT_MODEL, defaultModelFiles } from "../default-model";
+import { openKvTarget } from "../kv/targets";
+import { projectRoot } from "../paths";
+import { buildModel } from "./build";
+import type { Command } from "./command";
+
+/** The default model is served at full precision under its own name, and at each quant beside it. */
+export const DEFAULT_VARIANTS: Array<{ id: string; quant: DType }> = [
+  { id: DEFAULT_MODEL.id, quant: "f32" },
+  { id: `${DEFAULT_MODEL.id}-q8_0`, quant: "q8_0" },
+  { id: `${DEFAULT_MODEL.id}-q4_0`, quant: "q4_0" },
+];
+
+export async function seedDefaultModel(persistTo: string | undefined, json: boolean): Promise<string[]> {
+  const files = await defaultModelFiles(json);
+  const target = await openKvTarget({ persistTo });
+  try {
+    const lines: string[] = [];
+    for (const v of DEFAULT_VARIANTS) {
+      const { published } = await buildModel({ checkpoint: files.checkpoint, tokenizer: files.tokenizer, id: v.id, quant: v.quant, remote: false, json: true }, target);
+      lines.push(`${v.id} (${v.quant}): ${published.written.length === 0 ? "already in local KV" : `wrote ${published.written.length} key(s)`}`);
+    }
+    return lines;
+  } finally {
+    await target.close();
+  }
+}
+
+export const serveCommand: Command = {
+  summary: "build the default model into local KV and serve the Worker with wrangler dev (npm start)",
+  async run(args) {
+    const { values } = parseArgs({
+      args,
+      options: { port: { type: "string" }, "persist-to": { type: "string" }, json: { type: "boolean", default: false } },
+      strict: true,
+    });
+    const port = values.port ?? process.env.PORT ?? "8787";
+    for (const line of await seedDefaultModel(values["persist-to"], values.json)) console.error(line);
+    const wrangler = join(projectRoot, "node_modules", ".bin", "wrangler");
+    const child = spawn(
+      wrangler,
+      ["dev", "--port", port, "--ip", "127.0.0.1", ...(values["persist-to"] ? ["--persist-to", values["persist-to"]] : [])],
+      { cwd: projectRoot, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+    );
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+    return new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 0)));
+  },
+};
