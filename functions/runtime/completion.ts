@@ -52,5 +52,6 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
 /** The prompt as text, for `echo`. */
 export function promptText(loaded: LoadedModel, prompt: string | number[], promptIds: number[]): string {
   if (typeof prompt === "string") return prompt;
-  return loaded.tokenizer.decode(promptIds);
+  const bos = loaded.manifest.tokenizer.bosId;
+  return loaded.tokenizer.decode(promptIds[0] === bos ? promptIds.slice(1) : promptIds, bos);
 }

@@ -78,31 +78,45 @@ export async function loadModelFromKv(
   }
   const spare = budget - plan.total;
   const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / Math.max(plan.kvCache, 1))));
-  const wasmBytes = plan.weights + plan.scratch + plan.kvCache * sequences + 64 * 1024;
-
-  const kernels = Kernels.create(options.kernelsModule, wasmBytes);
-  const weightsPtr = kernels.alloc(manifest.weights.bytes, 64);
   const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000);
-  await copyShards(kv, id, manifest, kernels, weightsPtr, options.readTimeoutMs ?? 30_000);
+  // Keep a tokenizer failure from surfacing as an unhandled rejection while shards load.
+  tokenizerPromise.catch(() => {});
+  const { model, caches, kernels } = await instantiateModel(manifest, options.kernelsModule, sequences, (k, ptr) =>
+    copyShards(kv, id, manifest, k, ptr, options.readTimeoutMs ?? 30_000),
+  ).catch((e) => {
+    throw e instanceof ModelError ? e : new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
+  });
   const tokenizer = await tokenizerPromise;
-
-  let model: LlamaModel;
-  try {
-    model = new LlamaModel(kernels, manifest, weightsPtr);
-  } catch (e) {
-    throw new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
-  }
-  const caches: KvCache[] = [];
-  for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
   return {
     id,
     manifestSha256,
     manifest,
     model,
     tokenizer,
-    caches: SlotPool.of(caches),
+    caches,
     memoryBytes: kernels.capacityBytes + plan.tokenizer,
   };
+}
+
+/**
+ * A model in a fresh kernel instance sized to its plan: weights region filled by `fillWeights`
+ * (KV shards in the Worker; a local file in the CLI and tests), scratch and `sequences` KV
+ * caches allocated once.
+ */
+export async function instantiateModel(
+  manifest: Manifest,
+  kernelsModule: WebAssembly.Module,
+  sequences: number,
+  fillWeights: (kernels: Kernels, weightsPtr: number) => Promise<void>,
+): Promise<{ model: LlamaModel; caches: SlotPool<KvCache>; kernels: Kernels }> {
+  const plan = manifest.memory;
+  const kernels = Kernels.create(kernelsModule, plan.weights + plan.scratch + plan.kvCache * sequences + 64 * 1024);
+  const weightsPtr = kernels.alloc(manifest.weights.bytes, 64);
+  await fillWeights(kernels, weightsPtr);
+  const model = new LlamaModel(kernels, manifest, weightsPtr);
+  const caches: KvCache[] = [];
+  for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
+  return { model, caches: SlotPool.of(caches), kernels };
 }
 
 async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Llama2cTokenizer> {

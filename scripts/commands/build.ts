@@ -21,6 +21,7 @@ export const buildOptions = {
   "shard-size": { type: "string" },
   remote: { type: "boolean", default: false },
   "persist-to": { type: "string" },
+  out: { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
 
@@ -34,6 +35,7 @@ export interface BuildRequest {
   shardBytes?: number;
   remote: boolean;
   persistTo?: string;
+  outDir?: string;
   json: boolean;
 }
 
@@ -47,7 +49,7 @@ export const buildCommand: Command = {
   summary: "quantize a checkpoint, shard it into KV and point the model id at it",
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: buildOptions, allowPositionals: true, strict: true });
-    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint> --tokenizer <tokenizer.bin> --id <model-id> [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote] [--persist-to DIR] [--json]");
+    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint> --tokenizer <tokenizer.bin> --id <model-id> [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote | --persist-to DIR | --out DIR] [--json]");
     if (!values.tokenizer) throw new CliError("--tokenizer <tokenizer.bin> is required for a llama2.c checkpoint");
     if (!values.id) throw new CliError("--id <model-id> is required");
     if (!QUANTS.has(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
@@ -63,6 +65,7 @@ export const buildCommand: Command = {
       shardBytes: values["shard-size"] === undefined ? undefined : Math.round(Number(values["shard-size"]) * 1024 * 1024),
       remote: values.remote,
       persistTo: values["persist-to"],
+      outDir: values.out,
       json: values.json,
     });
     printBuild(outcome, values.json);
@@ -99,7 +102,7 @@ export async function buildModel(req: BuildRequest, target?: KvTarget): Promise<
     throw new CliError((e as Error).message);
   }
   endProgress(req.json);
-  const kv = target ?? (await openKvTarget({ remote: req.remote, persistTo: req.persistTo }));
+  const kv = target ?? (await openKvTarget({ remote: req.remote, persistTo: req.persistTo, outDir: req.outDir }));
   try {
     const published = await publishArtifacts(kv, artifacts, undefined, (done, total, key) =>
       progress(req.json, total === 0 ? "KV: nothing new to write" : `writing to ${kv.description} [${done}/${total}] ${key}`),

@@ -13,11 +13,20 @@ export class CliError extends Error {
   }
 }
 
-/** Progress goes to stderr so stdout stays the report (or the one JSON object). */
+let lastLogged = 0;
+
+/**
+ * Progress goes to stderr so stdout stays the report (or the one JSON object). On a terminal
+ * the line is redrawn; in a log, a line a second at most.
+ */
 export function progress(json: boolean, line: string): void {
   if (json) return;
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`);
-  else process.stderr.write(`${line}\n`);
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r\x1b[2K${line}`);
+  } else if (Date.now() - lastLogged >= 1000) {
+    lastLogged = Date.now();
+    process.stderr.write(`${line}\n`);
+  }
 }
 
 export function endProgress(json: boolean): void {

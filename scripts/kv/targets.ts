@@ -3,9 +3,9 @@
 // through the wrangler CLI (--remote).
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { projectRoot } from "../paths";
 
@@ -20,12 +20,50 @@ export interface KvTarget {
 
 export interface KvTargetOptions {
   remote?: boolean;
+  /** Write entries as files under this folder (key = path) instead of into KV. */
+  outDir?: string;
   /** Local state folder, as `wrangler dev --persist-to` takes it (default .wrangler/state). */
   persistTo?: string;
 }
 
 export async function openKvTarget(options: KvTargetOptions): Promise<KvTarget> {
+  if (options.outDir) return new DirectoryKv(options.outDir);
   return options.remote ? new RemoteKv() : openLocalKv(options.persistTo ?? join(projectRoot, ".wrangler", "state"));
+}
+
+/**
+ * KV entries as files: `shards/<sha256>` is the file <dir>/shards/<sha256>. For building
+ * once and uploading elsewhere, and for seeding the KV of tests.
+ */
+export class DirectoryKv implements KvTarget {
+  readonly description: string;
+  constructor(private readonly dir: string) {
+    this.description = `folder ${dir}`;
+  }
+  private path(key: string): string {
+    if (key.split("/").some((part) => part === "" || part === "." || part === "..")) throw new Error(`key ${key} cannot be a file name`);
+    return join(this.dir, key);
+  }
+  async get(key: string) {
+    const path = this.path(key);
+    return existsSync(path) ? new Uint8Array(readFileSync(path)) : null;
+  }
+  async put(key: string, value: Uint8Array) {
+    const path = this.path(key);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, value);
+  }
+  async delete(key: string) {
+    rmSync(this.path(key), { force: true });
+  }
+  async list(prefix: string) {
+    if (!existsSync(this.dir)) return [];
+    const files = readdirSync(this.dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(this.dir, join(e.parentPath, e.name)).split("\\").join("/"));
+    return files.filter((k) => k.startsWith(prefix)).sort();
+  }
+  async close() {}
 }
 
 /** KV namespace binding name in wrangler.toml. */
