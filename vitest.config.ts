@@ -1,10 +1,65 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+import { DirectoryKv } from "./scripts/kv/targets";
+import { sharedModels } from "./test/setup/fixtures";
+
+const artifacts = join(import.meta.dirname, "test", ".artifacts");
+
+/**
+ * SEED: a service the Worker tests call to read KV entries the real build wrote
+ * (test/.artifacts/<set>/<key>), so each test can seed its own isolated KV with them.
+ */
+async function seedService(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.pathname === "/shared" || url.pathname === "/artifact") {
+    const name = url.searchParams.get("name") ?? "";
+    const path = join(url.pathname === "/shared" ? sharedModels : artifacts, name);
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || !existsSync(path)) return new Response(`no file ${name}`, { status: 404 });
+    return new Response(readFileSync(path));
+  }
+  const set = url.searchParams.get("set") ?? "";
+  if (!/^[a-z0-9-]+$/.test(set) || !existsSync(join(artifacts, set))) return new Response(`no fixture set ${set}`, { status: 404 });
+  const kv = new DirectoryKv(join(artifacts, set));
+  if (url.pathname === "/keys") return Response.json(await kv.list(""));
+  const value = await kv.get(url.searchParams.get("key") ?? "");
+  return value ? new Response(value) : new Response("no such key", { status: 404 });
+}
+
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "node", include: ["test/node/**/*.test.ts"] } },
-      { plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })], test: { name: "workers", include: ["test/workers/**/*.test.ts"] } },
+      {
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { serviceBindings: { SEED: seedService } },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          globalSetup: ["test/setup/global-setup.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

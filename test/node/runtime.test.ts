@@ -1,0 +1,104 @@
+// The runtime's forward pass (our wasm kernels, as the Worker runs them) against the plain
+// TypeScript reference, at f32 and at each quant: logits error and greedy agreement, with the
+// figures printed (the README quotes them).
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadKernelsModuleForNode } from "../../kernels/node";
+import type { DType } from "../../kernels/quant";
+import { kvKeys } from "../../functions/model/manifest";
+import { instantiateModel } from "../../functions/runtime/loader";
+import { buildArtifacts, type BuildArtifacts } from "../../scripts/build/pipeline";
+import { readLlama2cCheckpoint } from "../../scripts/import/llama2c";
+import { randomLlamaModel } from "../../scripts/import/llama2c-writer";
+import type { ImportedModel } from "../../scripts/import/types";
+import { argmax, ReferenceLlama } from "../reference/llama-forward";
+import { aidreams } from "../setup/fixtures";
+
+const kernelsModule = loadKernelsModuleForNode();
+
+async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts> {
+  return buildArtifacts(
+    { id: "m", config: model.config, tensors: model.tensors, tokenizer: { kind: "llama2c", bytes: new Uint8Array(16), bosId: 1, eosId: 2 } },
+    { quant, shardBytes: 64 * 1024 },
+  );
+}
+
+async function runtimeFor(artifacts: BuildArtifacts) {
+  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
+  const { model, caches } = await instantiateModel(artifacts.manifest, kernelsModule, 1, async (k, ptr) => {
+    let offset = 0;
+    for (const s of artifacts.manifest.weights.shards) {
+      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
+      offset += s.bytes;
+    }
+  });
+  return { model, cache: await caches.acquire() };
+}
+
+/** Largest absolute difference, relative to the largest |logit| of the expected side. */
+function maxRelError(a: Float32Array, b: Float32Array): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return err / scale;
+}
+
+const aidreamsModel = () => readLlama2cCheckpoint(new Uint8Array(readFileSync(aidreams.checkpoint)));
+const gqaModel = () =>
+  randomLlamaModel({ architecture: "llama", dim: 96, hiddenDim: 200, nLayers: 3, nHeads: 6, nKvHeads: 2, vocabSize: 300, seqLen: 80, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "interleaved", tiedEmbeddings: false }, 11);
+
+describe.each([
+  ["aidreams260K", aidreamsModel],
+  ["random GQA, untied classifier", gqaModel],
+])("%s", (_name, load) => {
+  it("f32: logits match the reference at every position, token by token and in prefill chunks", async () => {
+    const imported = load();
+    const ref = new ReferenceLlama(imported);
+    const { model, cache } = await runtimeFor(await build(imported, "f32"));
+    const tokens = [1];
+    let worst = 0;
+    for (let pos = 0; pos < 40; pos++) {
+      const expected = Float32Array.from(ref.forward(tokens[pos], pos));
+      const actual = model.forward([tokens[pos]], pos, cache);
+      worst = Math.max(worst, maxRelError(actual, expected));
+      expect(argmax(actual)).toBe(argmax(expected));
+      tokens.push(argmax(expected));
+    }
+    expect(worst).toBeLessThan(1e-4);
+    // The same 40 tokens as one prefill (chunked matrix-matrix path) give the same last logits.
+    const { model: batched, cache: cache2 } = await runtimeFor(await build(imported, "f32"));
+    const last = Float32Array.from(batched.forward(tokens.slice(0, 40), 0, cache2));
+    const expectedLast = Float32Array.from(model.forward([tokens[39]], 39, cache));
+    expect(maxRelError(last, expectedLast)).toBeLessThan(1e-4);
+  });
+
+  for (const quant of ["f16", "q8_0", "q4_0"] as const) {
+    it(`${quant}: bounded logit error and greedy agreement with f32`, async () => {
+      const imported = load();
+      const f32 = await runtimeFor(await build(imported, "f32"));
+      const q = await runtimeFor(await build(imported, quant));
+      const steps = 60;
+      let token = 1;
+      let agree = 0;
+      let worst = 0;
+      for (let pos = 0; pos < steps; pos++) {
+        // Both follow f32's greedy path so their logits stay comparable; agreement counts
+        // the steps where the quantized model would have picked the same token.
+        const lf = Float32Array.from(f32.model.forward([token], pos, f32.cache));
+        const lq = q.model.forward([token], pos, q.cache);
+        worst = Math.max(worst, maxRelError(lq, lf));
+        if (argmax(lq) === argmax(lf)) agree++;
+        token = argmax(lf);
+      }
+      console.log(`${_name} ${quant}: max logit error ${(worst * 100).toFixed(2)}% of max |logit|, greedy agreement ${agree}/${steps}`);
+      const bounds = { f16: [0.005, 0.95], q8_0: [0.05, 0.9], q4_0: [0.25, 0.6] }[quant];
+      expect(worst).toBeLessThan(bounds[0]);
+      expect(agree / steps).toBeGreaterThanOrEqual(bounds[1]);
+    });
+  }
+});

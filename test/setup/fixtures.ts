@@ -1,0 +1,55 @@
+// Models the tests run on, built by the real CLI (`edgeinfer build ... --out`) into
+// test/.artifacts/<set>/ as KV entries (one file per key). Worker tests copy a set into
+// their isolated KV; end-to-end tests build into wrangler dev's local KV instead.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+export const root = join(import.meta.dirname, "..", "..");
+export const artifactsDir = join(root, "test", ".artifacts");
+export const sharedModels = process.env.EDGEINFER_MODEL_DIR ?? join(root, "..", "shared", "models");
+export const aidreams = {
+  checkpoint: join(sharedModels, "aidreams260K.bin"),
+  tokenizer: join(sharedModels, "aidreams260K.tok512.bin"),
+};
+
+/** Runs the edgeinfer CLI as a user would (through the package's bin) and returns its JSON. */
+export function edgeinfer(args: string[], env: Record<string, string> = {}): any {
+  const out = execFileSync(process.execPath, [join(root, "scripts", "bin", "edgeinfer.js"), ...args, "--json"], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return JSON.parse(out.trim().split("\n").pop()!);
+}
+
+export interface FixtureModel {
+  set: string;
+  id: string;
+  quant: string;
+}
+
+/** A random-weight model with grouped-query attention (8 heads, 2 kv heads) and its own classifier. */
+export const GQA_MODEL = { id: "gqa-untied", dim: 64, hidden: 172, layers: 2, heads: 8, kvHeads: 2, vocab: 512, seqLen: 96 };
+
+export function buildFixtures(): FixtureModel[] {
+  const built: FixtureModel[] = [];
+  rmSync(artifactsDir, { recursive: true, force: true });
+  mkdirSync(artifactsDir, { recursive: true });
+  for (const [id, quant] of [["aidreams260K", "f32"], ["aidreams260K-q8_0", "q8_0"], ["aidreams260K-q4_0", "q4_0"]]) {
+    edgeinfer(["build", aidreams.checkpoint, "--tokenizer", aidreams.tokenizer, "--id", id, "--quant", quant, "--out", join(artifactsDir, "aidreams")]);
+    built.push({ set: "aidreams", id, quant });
+  }
+  const gqa = join(artifactsDir, "gqa-untied.bin");
+  const g = GQA_MODEL;
+  edgeinfer(["gen-random", "--out", gqa, "--dim", `${g.dim}`, "--hidden", `${g.hidden}`, "--layers", `${g.layers}`, "--heads", `${g.heads}`, "--kv-heads", `${g.kvHeads}`, "--vocab", `${g.vocab}`, "--seq-len", `${g.seqLen}`, "--untied", "--seed", "7", "--version", "1"]);
+  for (const quant of ["f32", "q8_0", "q4_0"]) {
+    const id = quant === "f32" ? g.id : `${g.id}-${quant}`;
+    edgeinfer(["build", gqa, "--tokenizer", aidreams.tokenizer, "--id", id, "--quant", quant, "--out", join(artifactsDir, "gqa")]);
+    built.push({ set: "gqa", id, quant });
+  }
+  if (!existsSync(join(artifactsDir, "aidreams", "models", "aidreams260K"))) throw new Error("fixture build wrote no pointer");
+  return built;
+}

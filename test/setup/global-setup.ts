@@ -1,0 +1,5 @@
+import { buildFixtures } from "./fixtures";
+
+export default function setup() {
+  buildFixtures();
+}
