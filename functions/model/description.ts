@@ -2,7 +2,7 @@
 // script, the manifest and the runtime agree on. A new family is a new `architecture`
 // value plus a loader that fills these fields; the runtime dispatches on `architecture`.
 
-export type Architecture = "llama";
+export type Architecture = "llama" | "gpt2";
 
 /** How rotary embeddings pair up the dimensions of a head. */
 export type RopeLayout =
@@ -26,9 +26,39 @@ export interface LlamaConfig {
   ropeLayout: RopeLayout;
   /** The classifier reuses the token embedding matrix. */
   tiedEmbeddings: boolean;
+  /** q, k and v projections carry a bias (Qwen2): blk.N.attn_{q,k,v}.bias. */
+  attentionBias?: boolean;
+  /** Llama 3's frequency-dependent RoPE scaling (rope_scaling.rope_type == "llama3"). */
+  ropeScaling?: Llama3RopeScaling | null;
+  /** Mistral-style sliding-window attention: each token sees at most this many positions. */
+  slidingWindow?: number | null;
 }
 
-export type ModelConfig = LlamaConfig;
+export interface Llama3RopeScaling {
+  type: "llama3";
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+/**
+ * GPT-2 (and distilgpt2): learned positions, LayerNorm with bias, GELU (tanh) MLP, fused qkv,
+ * every linear layer with a bias, classifier tied to the token embedding.
+ */
+export interface Gpt2Config {
+  architecture: "gpt2";
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  vocabSize: number;
+  seqLen: number;
+  normEps: number;
+  tiedEmbeddings: true;
+}
+
+export type ModelConfig = LlamaConfig | Gpt2Config;
 
 /**
  * One tensor as an importer hands it over: f32, row-major. Matrices are [rows, cols]
@@ -38,6 +68,11 @@ export interface ImportedTensor {
   name: string;
   shape: number[];
   data: Float32Array;
+  /**
+   * The tensor's blocks as the source stored them (GGUF Q8_0 / Q4_0), in our block layout.
+   * A build at the same quant copies these bytes instead of requantizing `data`.
+   */
+  quantized?: { dtype: "q8_0" | "q4_0"; bytes: Uint8Array };
 }
 
 /**
@@ -62,6 +97,28 @@ export const tensorNames = {
     wDown: `blk.${i}.ffn_down.weight`,
     /** w3 in llama2.c */
     wUp: `blk.${i}.ffn_up.weight`,
+    /** Qwen2 attention biases. */
+    bq: `blk.${i}.attn_q.bias`,
+    bk: `blk.${i}.attn_k.bias`,
+    bv: `blk.${i}.attn_v.bias`,
+  }),
+  /** GPT-2: learned position embeddings [seqLen, dim]. */
+  positionEmbedding: "position_embd.weight",
+  outputNormBias: "output_norm.bias",
+  gpt2Layer: (i: number) => ({
+    attnNorm: `blk.${i}.attn_norm.weight`,
+    attnNormBias: `blk.${i}.attn_norm.bias`,
+    /** Fused q, k, v: [3 * dim, dim], rows q then k then v. */
+    wqkv: `blk.${i}.attn_qkv.weight`,
+    bqkv: `blk.${i}.attn_qkv.bias`,
+    wo: `blk.${i}.attn_output.weight`,
+    bo: `blk.${i}.attn_output.bias`,
+    ffnNorm: `blk.${i}.ffn_norm.weight`,
+    ffnNormBias: `blk.${i}.ffn_norm.bias`,
+    wUp: `blk.${i}.ffn_up.weight`,
+    bUp: `blk.${i}.ffn_up.bias`,
+    wDown: `blk.${i}.ffn_down.weight`,
+    bDown: `blk.${i}.ffn_down.bias`,
   }),
 } as const;
 
@@ -70,5 +127,5 @@ export function headSize(config: ModelConfig): number {
 }
 
 export function kvDim(config: ModelConfig): number {
-  return headSize(config) * config.nKvHeads;
+  return headSize(config) * (config.architecture === "gpt2" ? config.nHeads : config.nKvHeads);
 }
