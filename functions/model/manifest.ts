@@ -28,7 +28,11 @@ export const kvKeys = {
   modelPointerPrefix: "models/",
 } as const;
 
-export type TokenizerKind = "llama2c";
+/**
+ * llama2c: llama2.c's tokenizer.bin as is. hf: a JSON object holding a Hugging Face model's
+ * tokenizer.json, tokenizer_config.json and generation_config.json (see tokenizer/hf.ts).
+ */
+export type TokenizerKind = "llama2c" | "hf";
 
 export interface TokenizerEntry {
   kind: TokenizerKind;
@@ -89,7 +93,7 @@ export class ManifestError extends Error {}
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const DTYPES = new Set(["f32", "f16", "q8_0", "q4_0"]);
-const ARCHITECTURES = new Set(["llama"]);
+const ARCHITECTURES = new Set(["llama", "gpt2"]);
 
 /** Parses and checks a manifest read from KV; any inconsistency is a ManifestError. */
 export function parseManifest(text: string): Manifest {

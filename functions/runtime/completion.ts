@@ -52,6 +52,7 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
 /** The prompt as text, for `echo`. */
 export function promptText(loaded: LoadedModel, prompt: string | number[], promptIds: number[]): string {
   if (typeof prompt === "string") return prompt;
-  const bos = loaded.manifest.tokenizer.bosId;
-  return loaded.tokenizer.decode(promptIds[0] === bos ? promptIds.slice(1) : promptIds, bos);
+  const bos = loaded.tokenizer.bosId;
+  if (bos !== null && promptIds[0] === bos) return loaded.tokenizer.decode(promptIds.slice(1), bos);
+  return loaded.tokenizer.decode(promptIds);
 }

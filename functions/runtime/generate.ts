@@ -5,7 +5,6 @@
 
 import type { LoadedModel } from "./loader";
 import { Sampler } from "./sampler";
-import { TokenTextDecoder } from "./tokenizer/llama2c";
 
 export interface GenerationParams {
   promptIds: number[];
@@ -29,7 +28,7 @@ export interface GenerationSummary {
 
 export async function* generate(loaded: LoadedModel, params: GenerationParams, signal?: AbortSignal): AsyncGenerator<GenerationStep, GenerationSummary> {
   const { model, tokenizer, manifest } = loaded;
-  const stopIds = new Set([manifest.tokenizer.bosId, manifest.tokenizer.eosId]);
+  const stopIds = new Set(tokenizer.stopIds);
   const sampler = new Sampler(manifest.config.vocabSize, params.temperature, params.topP, params.seed);
   const cache = await loaded.caches.acquire();
   const completionIds: number[] = [];
@@ -37,7 +36,7 @@ export async function* generate(loaded: LoadedModel, params: GenerationParams, s
     const prompt = params.promptIds;
     let logits = model.forward(prompt, 0, cache);
     let pos = prompt.length;
-    const decoder = new TokenTextDecoder(tokenizer, prompt[prompt.length - 1]);
+    const decoder = tokenizer.streamDecoder(prompt[prompt.length - 1]);
     const stops = new StopMatcher(params.stop);
     let finishReason: GenerationSummary["finishReason"] = "length";
     while (completionIds.length < params.maxTokens) {

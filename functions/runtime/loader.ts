@@ -16,14 +16,14 @@ import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
 import { ModelError } from "./errors";
 import { KvCache, LlamaModel } from "./llama";
 import { SlotPool } from "./slots";
-import { Llama2cTokenizer } from "./tokenizer/llama2c";
+import { tokenizerFromBytes, type Tokenizer } from "./tokenizer/index";
 
 export interface LoadedModel {
   id: string;
   manifestSha256: string;
   manifest: Manifest;
   model: LlamaModel;
-  tokenizer: Llama2cTokenizer;
+  tokenizer: Tokenizer;
   caches: SlotPool<KvCache>;
   /** wasm memory plus the tokenizer's share of the JS heap. */
   memoryBytes: number;
@@ -119,7 +119,7 @@ export async function instantiateModel(
   return { model, caches: SlotPool.of(caches), kernels };
 }
 
-async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Llama2cTokenizer> {
+async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Tokenizer> {
   const entry = manifest.tokenizer;
   const key = kvKeys.tokenizer(entry.sha256);
   const buffer = await kvRead(id, `tokenizer ${key}`, () => kv.get(key, "arrayBuffer"), timeoutMs);
@@ -129,7 +129,7 @@ async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, ti
     throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} does not match its hash`);
   }
   try {
-    return Llama2cTokenizer.fromBytes(bytes, manifest.config.vocabSize);
+    return tokenizerFromBytes(entry.kind, bytes, manifest.config.vocabSize);
   } catch (e) {
     throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key}: ${(e as Error).message}`);
   }

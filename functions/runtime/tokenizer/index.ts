@@ -1,0 +1,51 @@
+// What the runtime needs of a tokenizer, whatever its kind. Each kind (llama2.c's
+// tokenizer.bin, Hugging Face's tokenizer.json) adapts to this; the manifest says which.
+
+import type { TokenizerKind } from "../../model/manifest";
+import { Llama2cTokenizer, TokenTextDecoder } from "./llama2c";
+
+export interface TextStreamDecoder {
+  /** Adds one token; returns the text it completed (possibly ""). */
+  push(token: number): string;
+  /** Whatever is still held back (an incomplete character becomes U+FFFD). */
+  flush(): string;
+}
+
+export interface Tokenizer {
+  readonly vocabSize: number;
+  /** Token the model expects first, if any. */
+  readonly bosId: number | null;
+  /** Tokens that end a generation: EOS, and end-of-turn tokens for chat models. */
+  readonly stopIds: readonly number[];
+  /** Prompt text to ids; `bos` prepends the start token where the model uses one. */
+  encode(text: string, options: { bos: boolean }): number[];
+  /** Ids that follow `prev` (the token before them) to text. */
+  decode(ids: number[], prev?: number): string;
+  /** Incremental decoding for streaming, starting after token `prev`. */
+  streamDecoder(prev: number): TextStreamDecoder;
+  /** The model's Jinja chat template, when it has one. */
+  readonly chatTemplate: string | null;
+}
+
+export function llama2cAsTokenizer(t: Llama2cTokenizer): Tokenizer {
+  return {
+    vocabSize: t.vocabSize,
+    bosId: t.bosId,
+    // llama2.c models delimit texts with BOS; run.c stops there. EOS ends them too.
+    stopIds: [t.bosId, t.eosId],
+    encode: (text, { bos }) => t.encode(text, { bos, eos: false }),
+    decode: (ids, prev = t.bosId) => t.decode(ids, prev),
+    streamDecoder: (prev) => new TokenTextDecoder(t, prev),
+    chatTemplate: null,
+  };
+}
+
+/** A tokenizer from the bytes the build stored under its kind. */
+export function tokenizerFromBytes(kind: TokenizerKind, bytes: Uint8Array, vocabSize: number): Tokenizer {
+  switch (kind) {
+    case "llama2c":
+      return llama2cAsTokenizer(Llama2cTokenizer.fromBytes(bytes, vocabSize));
+    default:
+      throw new Error(`unknown tokenizer kind ${JSON.stringify(kind)}`);
+  }
+}
