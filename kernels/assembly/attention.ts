@@ -1,0 +1,132 @@
+// Grouped-query attention over the KV cache for one query token (decode) or a causal batch
+// (prefill). Cache layout per layer: [position][nKvHeads * headSize], f32 or f16 bits.
+
+import { DTYPE_F16, hsum4f, hsumf, h2fHighExact } from "./common";
+import { softmax } from "./activation";
+
+/** 4 cache values at p as f32x4; f16 entries are converted exactly (inf stays inf). */
+@inline
+function load4<T>(p: usize): v128 {
+  if (sizeof<T>() == 2) {
+    return h2fHighExact(i16x8.shuffle(i16x8.splat(0), v128.load64_zero(p), 0, 8, 1, 9, 2, 10, 3, 11));
+  }
+  return v128.load(p);
+}
+
+@inline
+function load1<T>(p: usize): f32 {
+  if (sizeof<T>() == 2) return f32x4.extract_lane(h2fHighExact(i32x4.splat(<i32>load<u16>(p) << 16)), 0);
+  return load<f32>(p);
+}
+
+function attendHead<T>(out: usize, q: usize, k: usize, v: usize, att: usize, headSize: i32, nPos: i32, rowBytes: usize, scale: f32): void {
+  const es = <usize>sizeof<T>();
+  const hs4 = headSize & ~3;
+  // scores, 4 positions at a time so one horizontal reduction serves 4 dots
+  let p = 0;
+  for (; p + 4 <= nPos; p += 4) {
+    const k0 = k + <usize>p * rowBytes, k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < hs4; i += 4) {
+      const qv = v128.load(q + (<usize>i << 2));
+      const ko = <usize>i * es;
+      a0 = f32x4.add(a0, f32x4.mul(qv, load4<T>(k0 + ko)));
+      a1 = f32x4.add(a1, f32x4.mul(qv, load4<T>(k1 + ko)));
+      a2 = f32x4.add(a2, f32x4.mul(qv, load4<T>(k2 + ko)));
+      a3 = f32x4.add(a3, f32x4.mul(qv, load4<T>(k3 + ko)));
+    }
+    let s = hsum4f(a0, a1, a2, a3);
+    for (let i = hs4; i < headSize; i++) {
+      const qs = load<f32>(q + (<usize>i << 2));
+      const ko = <usize>i * es;
+      let t = f32x4.splat(qs * load1<T>(k0 + ko));
+      t = f32x4.replace_lane(t, 1, qs * load1<T>(k1 + ko));
+      t = f32x4.replace_lane(t, 2, qs * load1<T>(k2 + ko));
+      t = f32x4.replace_lane(t, 3, qs * load1<T>(k3 + ko));
+      s = f32x4.add(s, t);
+    }
+    v128.store(att + (<usize>p << 2), f32x4.mul(s, f32x4.splat(scale)));
+  }
+  for (; p < nPos; p++) {
+    const k0 = k + <usize>p * rowBytes;
+    let a0 = f32x4.splat(0);
+    for (let i = 0; i < hs4; i += 4) a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>i << 2)), load4<T>(k0 + <usize>i * es)));
+    let s = hsumf(a0);
+    for (let i = hs4; i < headSize; i++) s += load<f32>(q + (<usize>i << 2)) * load1<T>(k0 + <usize>i * es);
+    store<f32>(att + (<usize>p << 2), s * scale);
+  }
+
+  softmax(att, nPos);
+
+  // out = sum_p att[p] * v[p]; 16 output lanes stay in registers across all positions
+  let i = 0;
+  for (; i + 16 <= headSize; i += 16) {
+    let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+    let vp = v + <usize>i * es;
+    for (let p = 0; p < nPos; p++) {
+      const a = v128.load32_splat(att + (<usize>p << 2));
+      o0 = f32x4.add(o0, f32x4.mul(a, load4<T>(vp)));
+      o1 = f32x4.add(o1, f32x4.mul(a, load4<T>(vp + 4 * es)));
+      o2 = f32x4.add(o2, f32x4.mul(a, load4<T>(vp + 8 * es)));
+      o3 = f32x4.add(o3, f32x4.mul(a, load4<T>(vp + 12 * es)));
+      vp += rowBytes;
+    }
+    const op = out + (<usize>i << 2);
+    v128.store(op, o0);
+    v128.store(op, o1, 16);
+    v128.store(op, o2, 32);
+    v128.store(op, o3, 48);
+  }
+  for (; i + 4 <= headSize; i += 4) {
+    let o0 = f32x4.splat(0);
+    let vp = v + <usize>i * es;
+    for (let p = 0; p < nPos; p++) {
+      o0 = f32x4.add(o0, f32x4.mul(v128.load32_splat(att + (<usize>p << 2)), load4<T>(vp)));
+      vp += rowBytes;
+    }
+    v128.store(out + (<usize>i << 2), o0);
+  }
+  for (; i < headSize; i++) {
+    let o: f32 = 0;
+    let vp = v + <usize>i * es;
+    for (let p = 0; p < nPos; p++) {
+      o += load<f32>(att + (<usize>p << 2)) * load1<T>(vp);
+      vp += rowBytes;
+    }
+    store<f32>(out + (<usize>i << 2), o);
+  }
+}
+
+/**
+ * One query token against positions [0, nPos): for head h (kv head h / (nHeads/nKvHeads)),
+ * scores q.k / sqrt(headSize), softmax, then the weighted sum of values into
+ * out[h*headSize ..]. att: scratch of nHeads*nPos f32, left holding the attention weights.
+ * cacheDtype 0 = f32, 1 = f16.
+ */
+export function attention(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, nPos: i32, cacheDtype: i32): void {
+  if (nHeads <= 0 || nKvHeads <= 0 || nPos <= 0) return;
+  const group = nHeads / nKvHeads;
+  const isF16 = cacheDtype == DTYPE_F16;
+  const es: usize = isF16 ? 2 : 4;
+  const rowBytes = <usize>(nKvHeads * headSize) * es;
+  const scale: f32 = <f32>1.0 / Mathf.sqrt(<f32>headSize);
+  for (let h = 0; h < nHeads; h++) {
+    const qo = (<usize>h * <usize>headSize) << 2;
+    const kvo = <usize>((h / group) * headSize) * es;
+    const a = att + ((<usize>h * <usize>nPos) << 2);
+    if (isF16) attendHead<u16>(out + qo, q + qo, kCache + kvo, vCache + kvo, a, headSize, nPos, rowBytes, scale);
+    else attendHead<f32>(out + qo, q + qo, kCache + kvo, vCache + kvo, a, headSize, nPos, rowBytes, scale);
+  }
+}
+
+/**
+ * Causal attention for nTok consecutive query tokens at positions startPos.. (prefill): token t
+ * sees positions [0, startPos + t]. q/out are [nTok][nHeads*headSize]; the cache must already
+ * hold all nTok new positions. att: scratch of nHeads*(startPos+nTok) f32.
+ */
+export function attentionBatch(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, startPos: i32, nTok: i32, cacheDtype: i32): void {
+  const rowF = (<usize>nHeads * <usize>headSize) << 2;
+  for (let t = 0; t < nTok; t++) {
+    attention(out + <usize>t * rowF, q + <usize>t * rowF, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos + t + 1, cacheDtype);
+  }
+}

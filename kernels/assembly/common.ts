@@ -1,0 +1,138 @@
+// Shared helpers for the kernels: f16 conversion (scalar and 4-lane), horizontal reductions and
+// the static scratch area. Everything here is @inline so the hot loops stay free of calls.
+
+export { QK, Q8_0_BLOCK_BYTES, Q4_0_BLOCK_BYTES, DTYPE_F32, DTYPE_F16 } from "../build/formats";
+
+/**
+ * Scratch for per-call precomputation (activation scales, widened activations): a fixed region
+ * right after the static data. heapBase() reports its end as the first byte the host may use,
+ * so the JS bump allocator never hands it out and kernels stay allocation-free (a memory.data
+ * reservation would put 256 KiB of zeros into the binary). Kernels are not re-entrant.
+ */
+export const SCRATCH_BYTES: i32 = 256 * 1024;
+@inline
+export function scratchBase(): usize {
+  return (__heap_base + 63) & ~(<usize>63);
+}
+
+/** 2^112: rebases an f16 exponent field (bias 15) placed in f32 position onto bias 127. */
+export const F16_REBIAS: f32 = reinterpret<f32>(0x77800000);
+
+/** Exact f16 -> f32 (subnormals via the float multiply, inf/NaN patched). */
+@inline
+export function f16ToF32(h: u32): f32 {
+  const em = (h & 0x7fff) << 13;
+  let f = reinterpret<f32>(em) * F16_REBIAS;
+  if (em >= 0x0f800000) f = reinterpret<f32>(em | 0x7f800000);
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+/** Exact f32 -> f16 bits, round to nearest even (same algorithm as kernels/quant.ts). */
+@inline
+export function f32ToF16(x: f32): u32 {
+  const u = reinterpret<u32>(x);
+  const sign = (u >> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a >= 0x7f800000) return a > 0x7f800000 ? sign | 0x7e00 | ((a >> 13) & 0x3ff) : sign | 0x7c00;
+  const e = <i32>(a >> 23) - 112;
+  if (e >= 31) return sign | 0x7c00;
+  let mant: u32;
+  let shift: u32;
+  if (e >= 1) {
+    mant = (<u32>e << 23) | (a & 0x7fffff);
+    shift = 13;
+  } else {
+    if (e < -10) return sign;
+    shift = <u32>(14 - e);
+    mant = (a & 0x7fffff) | 0x800000;
+  }
+  let h = mant >> shift;
+  const rem = mant & ((1 << shift) - 1);
+  const half: u32 = 1 << (shift - 1);
+  if (rem > half || (rem == half && (h & 1) != 0)) h += 1;
+  return sign | h;
+}
+
+/**
+ * 4 f16 values -> f32x4 for weights and scales: `s` holds the halves in the HIGH 16 bits of each
+ * i32 lane. An arithmetic shift by 3 lands sign at bit 31 (bits 28-30 become sign copies, masked
+ * off) and exponent/mantissa at f32 positions; the multiply rebases the exponent and handles
+ * subnormals exactly. Non-finite halves come out finite (documented contract: weights/scales
+ * must be finite), which saves the patch-up of the exact version on the hot path.
+ */
+@inline
+export function h2fHigh(s: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(s, 3), i32x4.splat(0x8fffe000)), f32x4.splat(F16_REBIAS));
+}
+
+/** Exact 4-lane f16 -> f32 with the halves in the high 16 bits of each lane (inf/NaN kept). */
+@inline
+export function h2fHighExact(s: v128): v128 {
+  const em = v128.and(i32x4.shr_u(s, 3), i32x4.splat(0x0fffe000));
+  const f = f32x4.mul(em, f32x4.splat(F16_REBIAS));
+  const special = i32x4.gt_s(em, i32x4.splat(0x0f7fffff));
+  const r = v128.bitselect(v128.or(em, i32x4.splat(0x7f800000)), f, special);
+  return v128.or(r, v128.and(s, i32x4.splat(0x80000000)));
+}
+
+/** Lanes of 8 f16 (one v128) -> two f32x4, fast (finite) version. */
+@inline
+export function h2fLo(h: v128): v128 {
+  // interleave with zeros so each half sits in the high 16 bits of an i32 lane
+  return h2fHigh(i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
+}
+@inline
+export function h2fHi(h: v128): v128 {
+  return h2fHigh(i16x8.shuffle(i16x8.splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15));
+}
+
+/** [sum(a), sum(b), sum(c), sum(d)] for f32x4 inputs. */
+@inline
+export function hsum4f(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** [sum(a), sum(b), sum(c), sum(d)] for i32x4 inputs. */
+@inline
+export function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** Sum of the 4 lanes of an f32x4. */
+@inline
+export function hsumf(a: v128): f32 {
+  const s = f32x4.add(a, v128.shuffle<f32>(a, a, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/** Max of the 4 lanes of an f32x4. */
+@inline
+export function hmaxf(a: v128): f32 {
+  const s = f32x4.max(a, v128.shuffle<f32>(a, a, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** Store the first `n` (1..4) lanes of an f32x4 at `p` (contiguous). */
+@inline
+export function storeLanes(p: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(p, v);
+  } else {
+    store<f32>(p, f32x4.extract_lane(v, 0));
+    if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+    if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+  }
+}
+
+/** Store the first `n` (1..4) lanes of an f32x4 at p, p+stride, p+2*stride, ... */
+@inline
+export function storeLanesStrided(p: usize, stride: usize, v: v128, n: i32): void {
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p + stride, f32x4.extract_lane(v, 1));
+  if (n > 2) store<f32>(p + 2 * stride, f32x4.extract_lane(v, 2));
+  if (n > 3) store<f32>(p + 3 * stride, f32x4.extract_lane(v, 3));
+}
