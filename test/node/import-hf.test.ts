@@ -63,7 +63,7 @@ describe("readHfModel: config of every family", () => {
       if (m.config.architecture === "llama") {
         const c = m.config;
         expect(c.attentionBias ?? false).toBe(family === "qwen2");
-        expect(c.ropeScaling ?? null).toEqual(family === "llama3" ? expected.llama3.ropeScaling : null);
+        expect(c.ropeScaling ?? null).toEqual(family === "llama3" ? (expected.llama3 as Partial<LlamaConfig>).ropeScaling : null);
         expect(c.slidingWindow ?? null).toBe(family === "mistral" ? 4 : null);
         // every tensor the description calls for, with the right shapes (./types checks them)
         indexTensors(m as ImportedModel);
