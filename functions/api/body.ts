@@ -9,7 +9,7 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   if (bytes.byteLength > LIMITS.bodyBytes) throw tooLarge();
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw invalidRequest("The request body is not valid UTF-8");
   }

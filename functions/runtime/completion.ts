@@ -28,7 +28,7 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
   const { config, tokenizer: tok } = loaded.manifest;
   let promptIds: number[];
   if (typeof input.prompt === "string") {
-    promptIds = loaded.tokenizer.encode(input.prompt, { bos: true, eos: false });
+    promptIds = loaded.tokenizer.encode(input.prompt, { bos: true });
   } else {
     promptIds = input.prompt;
     const bad = promptIds.find((id) => id >= config.vocabSize);

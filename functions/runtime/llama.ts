@@ -60,6 +60,7 @@ export class LlamaModel {
     manifest: Manifest,
     weightsPtr: Ptr,
   ) {
+    if (manifest.config.architecture !== "llama") throw new Error(`LlamaModel cannot run architecture ${manifest.config.architecture}`);
     this.config = manifest.config;
     this.cacheDtype = manifest.kvCacheDtype;
     this.hs = headSize(this.config);
@@ -154,11 +155,10 @@ export class LlamaModel {
         k.rope(b.k + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
       }
       const rowOffset = pos * this.kvDim * cacheElem;
-      k.storeCache(this.cacheDtype, cache.keys(l) + rowOffset, b.k, n * this.kvDim);
-      k.storeCache(this.cacheDtype, cache.values(l) + rowOffset, b.v, n * this.kvDim);
-      for (let t = 0; t < n; t++) {
-        k.attention(b.xb + t * dim * f32, b.q + t * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + t + 1, this.cacheDtype);
-      }
+      this.storeCache(cache.keys(l) + rowOffset, b.k, n * this.kvDim);
+      this.storeCache(cache.values(l) + rowOffset, b.v, n * this.kvDim);
+      if (n === 1) k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
+      else k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype);
       this.matmul(b.xb2, w.wo, b.xb, n, true);
       k.addInPlace(b.x, b.xb2, n * dim);
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.ffnNorm, dim, normEps);
@@ -191,14 +191,17 @@ export class LlamaModel {
     const k = this.k;
     if (w.dtype === "q8_0" || w.dtype === "q4_0") {
       const xq = this.buf.xq;
-      if (quantize) {
-        const stride = rowBytes("q8_0", w.cols);
-        for (let t = 0; t < n; t++) k.quantizeRowQ8_0(xq + t * stride, x + t * w.cols * 4, w.cols);
-      }
+      if (quantize) k.quantizeRows(xq, x, w.cols, n);
       k.matmul(w.dtype, out, w.ptr, xq, w.rows, w.cols, n);
     } else {
       k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);
     }
+  }
+
+  /** Appends f32 keys or values to the cache in its dtype. */
+  private storeCache(dst: Ptr, src: Ptr, n: number): void {
+    if (this.cacheDtype === "f16") this.k.f32ToF16Row(dst, src, n);
+    else this.k.f32(dst, n).set(this.k.f32(src, n));
   }
 
   /** cos/sin of every position and frequency pair, computed once per model in f32 as run.c does. */
