@@ -784,3 +784,221 @@ export function readGgufInfo(input: Uint8Array | string): GgufHeader {
     src.close();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// GGUF tokenizer metadata -> a Hugging Face tokenizer.json (+ the tokenizer_config.json fields
+// tokenizers need). Two vocabulary kinds:
+//  - tokenizer.ggml.model "gpt2": byte-level BPE. The pre-tokenizer comes from tokenizer.ggml.pre,
+//    mapped to the split regex llama.cpp uses for it (llama-vocab.cpp), which is the one of the
+//    original tokenizer.json; llama3-style vocabularies also set ignore_merges (as llama.cpp does).
+//  - tokenizer.ggml.model "llama": SentencePiece BPE with byte fallback, converted as
+//    transformers' LlamaConverter does (legacy): normalizer Prepend("▁") + Replace(" ", "▁"),
+//    BPE with merges generated from the vocabulary and ordered by piece score, byte_fallback,
+//    decoder Replace("▁", " ") + ByteFallback + Fuse + Strip(1 leading space).
+// Control / unknown tokens become special added tokens, user-defined ones non-special added tokens.
+
+export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+
+const GPT2_SPLIT = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+const PRE_LLAMA3 = ["llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe"];
+const PRE_QWEN2 = ["qwen2", "deepseek-r1-qwen", "megrez", "stablelm2"];
+const PRE_GPT2 = ["gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "mpt", "olmo", "jais", "default"];
+const PRE_DIGITS_GPT2 = ["smollm", "starcoder", "refact", "codeshell", "command-r", "exaone", "minerva-7b"];
+export const SUPPORTED_TOKENIZER_PRE = [...PRE_LLAMA3, ...PRE_QWEN2, ...PRE_GPT2, ...PRE_DIGITS_GPT2];
+
+function byteLevel(useRegex: boolean, trimOffsets = true) {
+  return { type: "ByteLevel", add_prefix_space: false, trim_offsets: trimOffsets, use_regex: useRegex };
+}
+
+function preTokenizerFor(pre: string | undefined): { pre_tokenizer: unknown; normalizer: unknown; ignoreMerges: boolean } {
+  const p = pre ?? "default";
+  const split = (regex: string, trim: boolean) => ({
+    type: "Sequence",
+    pretokenizers: [{ type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false }, byteLevel(false, trim)],
+  });
+  if (PRE_LLAMA3.includes(p)) return { pre_tokenizer: split(LLAMA3_SPLIT, true), normalizer: null, ignoreMerges: true };
+  if (PRE_QWEN2.includes(p)) return { pre_tokenizer: split(QWEN2_SPLIT, false), normalizer: p === "stablelm2" ? null : { type: "NFC" }, ignoreMerges: false };
+  if (PRE_GPT2.includes(p)) return { pre_tokenizer: byteLevel(true), normalizer: null, ignoreMerges: false };
+  if (PRE_DIGITS_GPT2.includes(p)) {
+    return { pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, byteLevel(true)] }, normalizer: null, ignoreMerges: false };
+  }
+  throw new Error(`tokenizer.ggml.pre "${p}" is not supported (supported: ${SUPPORTED_TOKENIZER_PRE.join(", ")})`);
+}
+
+function templateProcessing(meta: GgufTokenizerMeta, addBos: boolean, addEos: boolean): unknown {
+  const single: unknown[] = [];
+  const pair: unknown[] = [];
+  const special: Record<string, unknown> = {};
+  const tok = (id: number | undefined, what: string) => {
+    if (id === undefined || id < 0 || id >= meta.tokens.length) throw new Error(`tokenizer adds a ${what} token but its id is ${String(id)}`);
+    const content = meta.tokens[id]!;
+    special[content] = { id: content, ids: [id], tokens: [content] };
+    return content;
+  };
+  if (addBos) {
+    const b = tok(meta.bosTokenId, "BOS");
+    single.push({ SpecialToken: { id: b, type_id: 0 } });
+    pair.push({ SpecialToken: { id: b, type_id: 0 } });
+  }
+  single.push({ Sequence: { id: "A", type_id: 0 } });
+  pair.push({ Sequence: { id: "A", type_id: 0 } });
+  if (addEos) {
+    const e = tok(meta.eosTokenId, "EOS");
+    single.push({ SpecialToken: { id: e, type_id: 0 } });
+    pair.push({ SpecialToken: { id: e, type_id: 0 } });
+  }
+  if (addBos) pair.push({ SpecialToken: { id: tok(meta.bosTokenId, "BOS"), type_id: 1 } });
+  pair.push({ Sequence: { id: "B", type_id: 1 } });
+  if (addEos) pair.push({ SpecialToken: { id: tok(meta.eosTokenId, "EOS"), type_id: 1 } });
+  return { type: "TemplateProcessing", single, pair, special_tokens: special };
+}
+
+function addedTokens(meta: GgufTokenizerMeta, types: number[]): unknown[] {
+  const out: unknown[] = [];
+  types.forEach((t, id) => {
+    if (t === TOKEN_TYPE.CONTROL || t === TOKEN_TYPE.UNKNOWN || t === TOKEN_TYPE.USER_DEFINED) {
+      out.push({ id, content: meta.tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: t !== TOKEN_TYPE.USER_DEFINED });
+    }
+  });
+  return out;
+}
+
+/**
+ * Merges for a SentencePiece BPE vocabulary, as transformers' SentencePieceExtractor builds them
+ * (with vocab scores): every split of every piece into two pieces of the vocabulary, ordered by
+ * the score of the merged piece (highest first), ties by the ids of the two halves.
+ */
+export function sentencePieceMerges(tokens: string[], scores: number[]): [string, string][] {
+  const ids = new Map<string, number>();
+  tokens.forEach((t, i) => {
+    if (!ids.has(t)) ids.set(t, i);
+  });
+  const all: { l: string; r: string; score: number }[] = [];
+  tokens.forEach((piece, i) => {
+    const cps = Array.from(piece);
+    const local: { l: string; r: string; score: number }[] = [];
+    for (let k = 1; k < cps.length; k++) {
+      const l = cps.slice(0, k).join("");
+      const r = cps.slice(k).join("");
+      if (ids.has(l) && ids.has(r)) local.push({ l, r, score: scores[i] ?? 0 });
+    }
+    local.sort((a, b) => ids.get(a.l)! - ids.get(b.l)! || ids.get(a.r)! - ids.get(b.r)!);
+    all.push(...local);
+  });
+  all.sort((a, b) => b.score - a.score); // stable
+  return all.map((m) => [m.l, m.r]);
+}
+
+export interface HfTokenizerFiles {
+  /** tokenizer.json */
+  tokenizer: Record<string, unknown>;
+  /** the tokenizer_config.json fields that matter for encoding and chat */
+  config: Record<string, unknown>;
+}
+
+/** Build a Hugging Face tokenizer.json (and tokenizer_config.json fields) from GGUF tokenizer metadata. */
+export function ggufTokenizerToHf(meta: GgufTokenizerMeta): HfTokenizerFiles {
+  const n = meta.tokens.length;
+  const types = meta.tokenTypes ?? new Array<number>(n).fill(TOKEN_TYPE.NORMAL);
+  if (types.length !== n) throw new Error(`tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
+  const name = (id: number | undefined) => (id !== undefined && id >= 0 && id < n ? meta.tokens[id]! : null);
+  let tokenizer: Record<string, unknown>;
+  let addBos: boolean;
+  let addEos: boolean;
+  if (meta.model === "gpt2") {
+    if (!meta.merges) throw new Error(`tokenizer.ggml.model "gpt2" needs tokenizer.ggml.merges`);
+    const { pre_tokenizer, normalizer, ignoreMerges } = preTokenizerFor(meta.pre);
+    addBos = meta.addBosToken ?? ignoreMerges; // llama.cpp: llama3-style vocabularies add BOS by default
+    addEos = meta.addEosToken ?? false;
+    const vocab: Record<string, number> = {};
+    types.forEach((t, id) => {
+      if (t !== TOKEN_TYPE.CONTROL && t !== TOKEN_TYPE.USER_DEFINED && !(meta.tokens[id]! in vocab)) vocab[meta.tokens[id]!] = id;
+    });
+    const merges = meta.merges.map((m) => {
+      const at = m.indexOf(" ", 1);
+      if (at < 0) throw new Error(`tokenizer.ggml.merges entry ${JSON.stringify(m)} has no space`);
+      return [m.slice(0, at), m.slice(at + 1)];
+    });
+    tokenizer = {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: addedTokens(meta, types),
+      normalizer,
+      pre_tokenizer,
+      post_processor: addBos || addEos ? templateProcessing(meta, addBos, addEos) : byteLevel(false, false),
+      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: ignoreMerges,
+        vocab,
+        merges,
+      },
+    };
+  } else if (meta.model === "llama") {
+    if (!meta.scores) throw new Error(`tokenizer.ggml.model "llama" needs tokenizer.ggml.scores`);
+    addBos = meta.addBosToken ?? true;
+    addEos = meta.addEosToken ?? false;
+    const prefix = meta.addSpacePrefix ?? true;
+    const vocab: Record<string, number> = {};
+    meta.tokens.forEach((t, id) => {
+      if (!(t in vocab)) vocab[t] = id;
+    });
+    const unk = name(meta.unknownTokenId ?? types.indexOf(TOKEN_TYPE.UNKNOWN));
+    const normalizers: unknown[] = [{ type: "Replace", pattern: { String: " " }, content: "▁" }];
+    if (prefix) normalizers.unshift({ type: "Prepend", prepend: "▁" });
+    const decoders: unknown[] = [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }];
+    if (prefix) decoders.push({ type: "Strip", content: " ", start: 1, stop: 0 });
+    tokenizer = {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: addedTokens(meta, types),
+      normalizer: { type: "Sequence", normalizers },
+      pre_tokenizer: null,
+      post_processor: addBos || addEos ? templateProcessing(meta, addBos, addEos) : null,
+      decoder: { type: "Sequence", decoders },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: unk,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: true,
+        byte_fallback: true,
+        vocab,
+        merges: sentencePieceMerges(meta.tokens, meta.scores),
+      },
+    };
+  } else {
+    throw new Error(`tokenizer.ggml.model "${meta.model}" is not supported (supported: gpt2, llama)`);
+  }
+  const config: Record<string, unknown> = {
+    add_bos_token: addBos,
+    add_eos_token: addEos,
+    bos_token: name(meta.bosTokenId),
+    eos_token: name(meta.eosTokenId),
+    unk_token: name(meta.unknownTokenId),
+    pad_token: name(meta.paddingTokenId),
+    clean_up_tokenization_spaces: false,
+  };
+  if (meta.model === "llama") config.legacy = true;
+  if (meta.chatTemplate !== undefined) config.chat_template = meta.chatTemplate;
+  return { tokenizer, config };
+}
+
+/** tokenizer.json only (see ggufTokenizerToHf). */
+export function ggufTokenizerToHfJson(meta: GgufTokenizerMeta): Record<string, unknown> {
+  return ggufTokenizerToHf(meta).tokenizer;
+}
