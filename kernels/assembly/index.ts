@@ -10,7 +10,7 @@ export function heapBase(): usize {
 
 /** Largest `cols` the quantized matmuls accept (their per-call scratch is static). */
 export function maxQuantCols(): i32 {
-  return (SCRATCH_BYTES / 32) * QK;
+  return ((SCRATCH_BYTES - 64) / 8) * QK;
 }
 
 export { f16ToF32Row, f32ToF16Row } from "./convert";

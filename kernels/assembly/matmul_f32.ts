@@ -1,18 +1,20 @@
-// f32 matrix x activations. Decode (nTok = 1) is bound by streaming the weights, so it walks
-// 4 rows at once against one x load; prefill reuses every weight vector for 4 (or 2) tokens
-// held in registers, cutting weight traffic per token by that factor.
+// f32 matrix x activations. Decode (nTok = 1) is bound by streaming the weights: 4 rows per pass
+// against one x load, the rows taken from the 4 quarters of the matrix so each is one contiguous
+// stream for the hardware prefetcher. Prefill reuses every weight vector for 4 tokens held in
+// registers (2 rows, from the two halves), cutting weight traffic per token by 4.
 
-import { hsum4f, storeLanes, storeLanesStrided } from "./common";
+import { hsum4f, storeLanesStrided } from "./common";
 
-/** out[r] for r in [0, rows): 4 rows per pass, tail rows handled by clamping (duplicate work). */
+/** out[r] for r in [0, rows). Missing rows of the last pass are clamped (duplicate work). */
 function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
   const stride = <usize>cols << 2;
   const cols8 = cols & ~7;
-  const cols4 = cols & ~3;
   const last = w + <usize>(rows - 1) * stride;
-  for (let r = 0; r < rows; r += 4) {
+  const Q = (rows + 3) >> 2;
+  const qs = <usize>Q * stride;
+  for (let r = 0; r < Q; r++) {
     const w0 = w + <usize>r * stride;
-    const w1 = min(w0 + stride, last), w2 = min(w0 + 2 * stride, last), w3 = min(w0 + 3 * stride, last);
+    const w1 = min(w0 + qs, last), w2 = min(w0 + 2 * qs, last), w3 = min(w0 + 3 * qs, last);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let c = 0;
@@ -28,15 +30,6 @@ function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
       b2 = f32x4.add(b2, f32x4.mul(v128.load(w2 + o, 16), x1));
       b3 = f32x4.add(b3, f32x4.mul(v128.load(w3 + o, 16), x1));
     }
-    if (c < cols4) {
-      const o = <usize>c << 2;
-      const x0 = v128.load(x + o);
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x0));
-      a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x0));
-      a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x0));
-      a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x0));
-      c += 4;
-    }
     let s = hsum4f(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
     if (c < cols) {
       let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
@@ -48,13 +41,9 @@ function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
         t2 += load<f32>(w2 + o) * xv;
         t3 += load<f32>(w3 + o) * xv;
       }
-      let t = f32x4.splat(t0);
-      t = f32x4.replace_lane(t, 1, t1);
-      t = f32x4.replace_lane(t, 2, t2);
-      t = f32x4.replace_lane(t, 3, t3);
-      s = f32x4.add(s, t);
+      s = f32x4.add(s, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
     }
-    storeLanes(out + (<usize>r << 2), s, rows - r);
+    storeLanesStrided(out + (<usize>r << 2), <usize>Q << 2, s, min(4, (rows - r + Q - 1) / Q));
   }
 }
 
@@ -65,9 +54,10 @@ function tile4F32(out: usize, w: usize, x: usize, rows: i32, cols: i32, nt: i32)
   const cols4 = cols & ~3;
   const last = w + <usize>(rows - 1) * stride;
   const x0p = x, x1p = x + (nt > 1 ? stride : 0), x2p = x + (nt > 2 ? 2 * stride : 0), x3p = x + (nt > 3 ? 3 * stride : 0);
-  for (let r = 0; r < rows; r += 2) {
+  const H = (rows + 1) >> 1;
+  for (let r = 0; r < H; r++) {
     const w0 = w + <usize>r * stride;
-    const w1 = min(w0 + stride, last);
+    const w1 = min(w0 + <usize>H * stride, last);
     let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
     let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
     let c = 0;
@@ -88,7 +78,7 @@ function tile4F32(out: usize, w: usize, x: usize, rows: i32, cols: i32, nt: i32)
       a13 = f32x4.add(a13, f32x4.mul(v1, x3));
     }
     let s0 = hsum4f(a00, a01, a02, a03); // row r, tokens 0..3
-    let s1 = hsum4f(a10, a11, a12, a13); // row r+1
+    let s1 = hsum4f(a10, a11, a12, a13); // row r + H
     if (c < cols) {
       let t00: f32 = 0, t01: f32 = 0, t02: f32 = 0, t03: f32 = 0;
       let t10: f32 = 0, t11: f32 = 0, t12: f32 = 0, t13: f32 = 0;
@@ -103,7 +93,7 @@ function tile4F32(out: usize, w: usize, x: usize, rows: i32, cols: i32, nt: i32)
       s1 = f32x4.add(s1, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t10), 1, t11), 2, t12), 3, t13));
     }
     storeLanesStrided(out + (<usize>r << 2), ostride, s0, nt);
-    if (r + 1 < rows) storeLanesStrided(out + (<usize>(r + 1) << 2), ostride, s1, nt);
+    if (r + H < rows) storeLanesStrided(out + (<usize>(r + H) << 2), ostride, s1, nt);
   }
 }
 
@@ -117,7 +107,7 @@ export function matmulF32(out: usize, w: usize, x: usize, rows: i32, cols: i32, 
   const xs = <usize>cols << 2;
   const os = <usize>rows << 2;
   let t = 0;
-  for (; t < nTok; ) {
+  while (t < nTok) {
     const left = nTok - t;
     if (left == 1) {
       matvecF32(out + <usize>t * os, w, x + <usize>t * xs, rows, cols);

@@ -1,136 +1,116 @@
 // q8_0 weights x q8_0 activations (ggml's vec_dot_q8_0_q8_0 semantics): per 32-block an exact
 // integer dot, times f32(d_w * d_x), accumulated in f32.
+//
+// Work is organised as passes of 4 weight rows against one token; prefill runs all tokens of a
+// chunk over the same 4 rows back to back, so the rows (4 x 34 B per block) are read from memory
+// once and then hit L1. Integer work dominates, so the per-block instruction count (as lowered
+// by V8) is what the loop shape optimises.
 
-import { Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, scratchBase, f16ToF32, h2fHigh, hsum4i, storeLanes, storeLanesStrided } from "./common";
+import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, scratchBase, storeLanesStrided } from "./common";
 
 const BB: usize = <usize>Q8_0_BLOCK_BYTES;
+/** Scratch: constants (kept in memory so V8 holds them in registers instead of rebuilding them
+ *  every iteration), then per token and block the activation scale times 2^112. */
+const HEAD: usize = 64;
 
 /**
- * Integer dot of one 32-value weight block with the activation block given as |x| and its sign
- * mask m. relaxed_dot needs its second operand in [0, 127] to be portable (x86 treats it as
- * unsigned bytes), so the sign moves onto the weights: w*x = (sign(x)*w)*|x|. The saturating
- * subtract turns a (never ggml-produced) weight of -128 into 127 rather than wrapping. Pair sums
- * stay within i16 (2*127*127 < 32767), so each i16 relaxed dot is exact; they are widened
- * separately because their sum could overflow i16.
+ * Per-token activation scales, stored times 2^112: this folds the f16 exponent rebias of the
+ * weight scale into one precomputed factor (exact: the product is the same f32 value).
+ */
+function prepare(S: usize, xq: usize, nb: i32, nt: i32): void {
+  v128.store(S, i16x8.splat(1));
+  v128.store(S, i32x4.splat(0x8fffe000), 16);
+  const ds = S + HEAD;
+  const n = <usize>nt * <usize>nb;
+  for (let i: usize = 0; i < n; i++) store<f32>(ds + (i << 2), f16ToF32(load<u16>(xq + i * BB)) * F16_REBIAS);
+}
+
+@inline
+function prepBytes(nb: i32, nt: i32): usize {
+  return HEAD + <usize>nt * <usize>nb * 4;
+}
+
+/**
+ * Exact integer dot of one weight block with activations given as |x| and sign mask m.
+ * relaxed_dot needs its second operand in [0, 127] to be portable (x86 treats it as unsigned
+ * bytes), so the sign moves from x onto the weights: w*x = (sign(x)*w)*|x|. The saturating
+ * subtract maps a (never ggml-produced) weight of -128 with negative x to 127 instead of
+ * wrapping. i16 pair sums stay within 2*127*127 < 32767, so each relaxed i16 dot is exact; the
+ * halves are widened separately because their sum could overflow i16.
  */
 @inline
-function blockDotQ8(wp: usize, ax0: v128, ax1: v128, m0: v128, m1: v128): v128 {
+function blockDot(wp: usize, a0: v128, a1: v128, m0: v128, m1: v128, ones: v128): v128 {
   const s0 = i8x16.sub_sat_s(v128.xor(v128.load(wp, 2), m0), m0);
   const s1 = i8x16.sub_sat_s(v128.xor(v128.load(wp, 18), m1), m1);
   return i32x4.add(
-    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(s0, ax0)),
-    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(s1, ax1)),
+    i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(s0, a0), ones),
+    i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(s1, a1), ones),
   );
 }
 
-/** Decode: one token, 4 rows per pass; activation scales are converted once into scratch. */
-function matvecQ8(out: usize, w: usize, xq: usize, rows: i32, nb: i32): void {
-  const S = scratchBase();
-  for (let b = 0; b < nb; b++) store<f32>(S + (<usize>b << 2), f16ToF32(load<u16>(xq + <usize>b * BB)));
-  const stride = <usize>nb * BB;
-  const last = w + <usize>(rows - 1) * stride;
-  const zero = i8x16.splat(0);
-  for (let r = 0; r < rows; r += 4) {
-    const p0 = w + <usize>r * stride;
-    const p1 = min(p0 + stride, last), p2 = min(p0 + 2 * stride, last), p3 = min(p0 + 3 * stride, last);
-    let acc = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const o = <usize>b * BB;
-      const x0 = v128.load(xq + o, 2), x1 = v128.load(xq + o, 18);
-      const ax0 = i8x16.abs(x0), ax1 = i8x16.abs(x1);
-      const m0 = i8x16.lt_s(x0, zero), m1 = i8x16.lt_s(x1, zero);
-      const d0 = blockDotQ8(p0 + o, ax0, ax1, m0, m1);
-      const d1 = blockDotQ8(p1 + o, ax0, ax1, m0, m1);
-      const d2 = blockDotQ8(p2 + o, ax0, ax1, m0, m1);
-      const d3 = blockDotQ8(p3 + o, ax0, ax1, m0, m1);
-      // the 4 rows' f16 scales land in the high half of each i32 lane
-      let h = v128.load16_lane(p0 + o, zero, 1);
-      h = v128.load16_lane(p1 + o, h, 3);
-      h = v128.load16_lane(p2 + o, h, 5);
-      h = v128.load16_lane(p3 + o, h, 7);
-      const scale = f32x4.mul(h2fHigh(h), v128.load32_splat(S + (<usize>b << 2)));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hsum4i(d0, d1, d2, d3)), scale));
-    }
-    storeLanes(out + (<usize>r << 2), acc, rows - r);
-  }
-}
-
-/** Scratch layout for the prefill tile: per block [d_x of 4 tokens (16 B)][4 tokens x 32 i16]. */
-const TILE_BLOCK: usize = 16 + 4 * 64;
-
 /**
- * Prefill: 4 tokens per weight pass. Activations are sign-extended to i16 once per tile so each
- * (row, token) block costs four i32x4.dot_i16x8_s; the weight block is widened once per row.
+ * 4 rows x one token over nb blocks. One block per iteration on purpose: V8 issues a loop body's
+ * loads up front, and a bigger body spills registers (measured slower).
  */
-function tile4Q8(out: usize, w: usize, xq: usize, rows: i32, nb: i32, nt: i32): void {
-  const S = scratchBase();
-  const xrow = <usize>nb * BB;
-  for (let b = 0; b < nb; b++) {
-    const s = S + <usize>b * TILE_BLOCK;
-    for (let t = 0; t < 4; t++) {
-      const xb = xq + <usize>min(t, nt - 1) * xrow + <usize>b * BB; // missing tokens duplicate the last
-      store<f32>(s + (<usize>t << 2), f16ToF32(load<u16>(xb)));
-      const x0 = v128.load(xb, 2), x1 = v128.load(xb, 18);
-      const d = s + 16 + (<usize>t << 6);
-      v128.store(d, i16x8.extend_low_i8x16_s(x0));
-      v128.store(d, i16x8.extend_high_i8x16_s(x0), 16);
-      v128.store(d, i16x8.extend_low_i8x16_s(x1), 32);
-      v128.store(d, i16x8.extend_high_i8x16_s(x1), 48);
-    }
+@inline
+function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, dp: usize, nb: i32, ones: v128, mask: v128): v128 {
+  let acc = f32x4.splat(0);
+  const zero = i8x16.splat(0);
+  const dEnd = dp + (<usize>nb << 2);
+  while (dp < dEnd) {
+    const x0 = v128.load(xp, 2), x1 = v128.load(xp, 18);
+    const a0 = i8x16.abs(x0), a1 = i8x16.abs(x1);
+    const m0 = i8x16.lt_s(x0, zero), m1 = i8x16.lt_s(x1, zero);
+    const d = hsum4i(blockDot(w0, a0, a1, m0, m1, ones), blockDot(w1, a0, a1, m0, m1, ones),
+      blockDot(w2, a0, a1, m0, m1, ones), blockDot(w3, a0, a1, m0, m1, ones));
+    // the 4 rows' f16 scales in the high half of each i32 lane; shift + mask gives d_w * 2^-112
+    let h = v128.load16_lane(w0, zero, 1);
+    h = v128.load16_lane(w1, h, 3);
+    h = v128.load16_lane(w2, h, 5);
+    h = v128.load16_lane(w3, h, 7);
+    const scale = f32x4.mul(v128.and(i32x4.shr_s(h, 3), mask), v128.load32_splat(dp));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), scale));
+    w0 += BB; w1 += BB; w2 += BB; w3 += BB;
+    xp += BB;
+    dp += 4;
   }
-  const stride = <usize>nb * BB;
-  const ostride = <usize>rows << 2;
-  for (let r = 0; r < rows; r++) {
-    const p = w + <usize>r * stride;
-    let acc = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const o = <usize>b * BB;
-      const q0 = v128.load(p + o, 2), q1 = v128.load(p + o, 18);
-      const wl0 = i16x8.extend_low_i8x16_s(q0), wh0 = i16x8.extend_high_i8x16_s(q0);
-      const wl1 = i16x8.extend_low_i8x16_s(q1), wh1 = i16x8.extend_high_i8x16_s(q1);
-      const s = S + <usize>b * TILE_BLOCK;
-      const t0 = i32x4.add(
-        i32x4.add(i32x4.dot_i16x8_s(wl0, v128.load(s, 16)), i32x4.dot_i16x8_s(wh0, v128.load(s, 32))),
-        i32x4.add(i32x4.dot_i16x8_s(wl1, v128.load(s, 48)), i32x4.dot_i16x8_s(wh1, v128.load(s, 64))));
-      const t1 = i32x4.add(
-        i32x4.add(i32x4.dot_i16x8_s(wl0, v128.load(s, 80)), i32x4.dot_i16x8_s(wh0, v128.load(s, 96))),
-        i32x4.add(i32x4.dot_i16x8_s(wl1, v128.load(s, 112)), i32x4.dot_i16x8_s(wh1, v128.load(s, 128))));
-      const t2 = i32x4.add(
-        i32x4.add(i32x4.dot_i16x8_s(wl0, v128.load(s, 144)), i32x4.dot_i16x8_s(wh0, v128.load(s, 160))),
-        i32x4.add(i32x4.dot_i16x8_s(wl1, v128.load(s, 176)), i32x4.dot_i16x8_s(wh1, v128.load(s, 192))));
-      const t3 = i32x4.add(
-        i32x4.add(i32x4.dot_i16x8_s(wl0, v128.load(s, 208)), i32x4.dot_i16x8_s(wh0, v128.load(s, 224))),
-        i32x4.add(i32x4.dot_i16x8_s(wl1, v128.load(s, 240)), i32x4.dot_i16x8_s(wh1, v128.load(s, 256))));
-      const scale = f32x4.mul(f32x4.splat(f16ToF32(load<u16>(p + o))), v128.load(s));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hsum4i(t0, t1, t2, t3)), scale));
-    }
-    storeLanesStrided(out + (<usize>r << 2), ostride, acc, nt);
-  }
+  return acc;
 }
 
 /**
  * out[t*rows + r] = sum over blocks of dot(w_r, xq_t) * f32(d_w * d_x). w: rows x ceil(cols/32)
  * q8_0 blocks; xq: nTok rows of ceil(cols/32) q8_0 blocks (from quantizeRowQ8_0). Block padding
- * is zero on both sides so it contributes nothing. Traps if cols exceeds the scratch capacity
- * (maxQuantCols()); prefill falls back to per-token passes when a tile does not fit.
+ * is zero on both sides so it contributes nothing. Traps if cols exceeds maxQuantCols().
  */
 export function matmulQ8_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   if (rows <= 0 || nTok <= 0) return;
   const nb = (cols + QK - 1) / QK;
-  if (nb * 4 > SCRATCH_BYTES) unreachable();
-  const xs = <usize>nb * BB;
-  const os = <usize>rows << 2;
-  const tiled = <usize>nb * TILE_BLOCK <= <usize>SCRATCH_BYTES;
-  let t = 0;
-  while (t < nTok) {
-    const left = nTok - t;
-    if (left == 1 || !tiled) {
-      matvecQ8(out + <usize>t * os, w, xq + <usize>t * xs, rows, nb);
-      t += 1;
-    } else {
-      const nt = min(left, 4);
-      tile4Q8(out + <usize>t * os, w, xq + <usize>t * xs, rows, nb, nt);
-      t += nt;
+  if (prepBytes(nb, 1) > <usize>SCRATCH_BYTES) unreachable();
+  const S = scratchBase();
+  const stride = <usize>nb * BB;
+  const ostride = <usize>rows << 2;
+  const last = w + <usize>(rows - 1) * stride;
+  // tokens per chunk: as many as the scratch holds (prepared once, reused by every row group)
+  let chunk = 1;
+  while (chunk < nTok && prepBytes(nb, chunk * 2) <= <usize>SCRATCH_BYTES) chunk *= 2;
+  for (let t0 = 0; t0 < nTok; t0 += chunk) {
+    const nt = min(chunk, nTok - t0);
+    prepare(S, xq + <usize>t0 * stride, nb, nt);
+    const ones = v128.load(S), mask = v128.load(S, 16);
+    const ds = S + HEAD;
+    // Rows r, r+Q, r+2Q, r+3Q: each of the 4 streams walks its quarter of the matrix
+    // contiguously, which keeps the hardware prefetchers on (4 adjacent rows per pass would
+    // restart 3 streams every pass and lose ~half the DRAM bandwidth).
+    const Q = (rows + 3) >> 2;
+    for (let r = 0; r < Q; r++) {
+      const w0 = w + <usize>r * stride;
+      const w1 = min(w0 + <usize>Q * stride, last), w2 = min(w0 + <usize>(2 * Q) * stride, last), w3 = min(w0 + <usize>(3 * Q) * stride, last);
+      const n = min(4, (rows - r + Q - 1) / Q); // valid rows among the 4
+      for (let t = 0; t < nt; t++) {
+        const i = <usize>t * <usize>nb;
+        const acc = pass4(w0, w1, w2, w3, xq + (<usize>t0 + <usize>t) * stride, ds + (i << 2), nb, ones, mask);
+        storeLanesStrided(out + (<usize>t0 + <usize>t) * ostride + (<usize>r << 2), <usize>Q << 2, acc, n);
+      }
     }
   }
 }
