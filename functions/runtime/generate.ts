@@ -34,14 +34,13 @@ export async function* generate(loaded: LoadedModel, params: GenerationParams, s
   const completionIds: number[] = [];
   try {
     const prompt = params.promptIds;
-    let logits = model.forward(prompt, 0, cache);
+    // Logits live in the model's shared scratch: sample before yielding to another request.
+    let next = sampler.sample(model.forward(prompt, 0, cache));
     let pos = prompt.length;
     const decoder = tokenizer.streamDecoder(prompt[prompt.length - 1]);
     const stops = new StopMatcher(params.stop);
     let finishReason: GenerationSummary["finishReason"] = "length";
-    while (completionIds.length < params.maxTokens) {
-      if (signal?.aborted) break;
-      const next = sampler.sample(logits);
+    while (completionIds.length < params.maxTokens && !signal?.aborted) {
       if (stopIds.has(next)) {
         finishReason = "stop";
         break;
@@ -51,9 +50,9 @@ export async function* generate(loaded: LoadedModel, params: GenerationParams, s
       yield { text, tokenId: next };
       if (stopped) return { finishReason: "stop", completionIds };
       if (completionIds.length >= params.maxTokens || pos >= manifest.config.seqLen) break;
-      logits = model.forward([next], pos, cache);
-      pos++;
       await turn();
+      next = sampler.sample(model.forward([next], pos, cache));
+      pos++;
     }
     const rest = stops.flush(decoder.flush());
     if (rest) yield { text: rest, tokenId: -1 };

@@ -43,15 +43,20 @@ describe("POST /v1/completions, greedy f32 against the reference forward pass", 
     it(`matches token for token with prompt ${JSON.stringify(prompt)}`, async () => {
       const ref = reference(prompt, 0);
       const promptLen = ref.promptTokens.length;
-      const generated = ref.tokens.slice(promptLen - 1);
+      // run.c emits one token past the context (never fed back); the API stops at prompt + completion = context.
+      // run.c stops only at BOS and prints EOS as text; the API ends a completion at EOS too.
+      const fromRunc = ref.tokens.slice(promptLen - 1, 128 - 1);
+      const eos = fromRunc.indexOf(2);
+      const generated = eos >= 0 ? fromRunc.slice(0, eos) : fromRunc;
       const body = await completion({ model: "aidreams260K", prompt, max_tokens: 128 - promptLen, temperature: 0, return_token_ids: true });
       const choice = body.choices[0];
       expect(choice.prompt_token_ids).toEqual(ref.promptTokens);
       expect(choice.token_ids).toEqual(generated);
-      expect(choice.finish_reason).toBe(ref.stoppedAtBos ? "stop" : "length");
+      expect(choice.finish_reason).toBe(generated.length < 128 - promptLen ? "stop" : "length");
       expect(body.usage).toEqual({ prompt_tokens: promptLen, completion_tokens: generated.length, total_tokens: promptLen + generated.length });
       // run.c's decoding of BOS + prompt + completion is the prompt followed by our text.
-      expect(prompt + choice.text).toBe(ref.text);
+      expect(ref.text.startsWith(prompt + choice.text)).toBe(true);
+      expect(choice.text.length).toBeGreaterThan(0);
     });
   }
 });
