@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { GgufType, ggufTokenizerMeta, ggufTokenizerToHf, ggufTokenizerToHfJson, type GgufTokenizerMeta, readGgufInfo, sentencePieceMerges, TOKEN_TYPE } from "../../scripts/import/gguf";
 import { encodeGguf, tokenizerKvs } from "../../scripts/import/gguf-writer";
 import { Llama2cTokenizer } from "../../functions/runtime/tokenizer/llama2c";
+import { GPT2_TOKENIZER_CONFIG, gpt2TokenizerJson } from "../support/hf-fixtures";
 import { hasSharedModel, LLAMA2_TOKENIZER, readSharedModel } from "../support/models";
 
 const require = createRequire(import.meta.url);
@@ -96,6 +97,14 @@ describe("ggufTokenizerToHf: byte-level BPE (tokenizer.ggml.model gpt2)", () => 
     const original = new Tokenizer(json, config);
     const converted = new Tokenizer(hf.tokenizer, hf.config);
     expectSameTokenization(original, converted, ["<|im_start|>user\nCafe\u0301 12345<|im_end|>\n<|im_start|>assistant\n"]);
+  });
+
+  it("GPT-2 vocabulary (r50k) with pre 'gpt-2': identical ids", () => {
+    const json = gpt2TokenizerJson() as Json;
+    const meta = bpeMetaFromTokenizerJson(json, "gpt-2", "<|endoftext|>", "<|endoftext|>");
+    const hf = ggufTokenizerToHf(throughGguf(meta));
+    expect(hf.config.add_bos_token).toBe(false);
+    expectSameTokenization(new Tokenizer(json, GPT2_TOKENIZER_CONFIG), new Tokenizer(hf.tokenizer, hf.config), ["text<|endoftext|>more"]);
   });
 
   it("unknown pre-tokenizer and missing merges are clear errors", () => {
