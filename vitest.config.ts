@@ -1,11 +1,10 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { defineConfig } from "vitest/config";
-import { DirectoryKv } from "./scripts/kv/targets";
-import { sharedModels } from "./test/setup/fixtures";
 
 const artifacts = join(import.meta.dirname, "test", ".artifacts");
+const sharedModels = process.env.EDGEINFER_MODEL_DIR ?? join(import.meta.dirname, "..", "shared", "models");
 
 /**
  * SEED: a service the Worker tests call to read KV entries the real build wrote
@@ -21,10 +20,14 @@ async function seedService(request: Request): Promise<Response> {
   }
   const set = url.searchParams.get("set") ?? "";
   if (!/^[a-z0-9-]+$/.test(set) || !existsSync(join(artifacts, set))) return new Response(`no fixture set ${set}`, { status: 404 });
-  const kv = new DirectoryKv(join(artifacts, set));
-  if (url.pathname === "/keys") return Response.json(await kv.list(""));
-  const value = await kv.get(url.searchParams.get("key") ?? "");
-  return value ? new Response(value) : new Response("no such key", { status: 404 });
+  // The layout of `edgeinfer build --out`: one file per key.
+  const dir = join(artifacts, set);
+  const keys = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
+  if (url.pathname === "/keys") return Response.json(keys);
+  const key = url.searchParams.get("key") ?? "";
+  return keys.includes(key) ? new Response(readFileSync(join(dir, key))) : new Response("no such key", { status: 404 });
 }
 
 export default defineConfig({
