@@ -218,6 +218,27 @@ describe("GGUF gpt2 arch", () => {
     for (let p = 0; p < TOKENS.length; p++) expect(maxAbsDiff(a[p]!, b[p]!)).toBeLessThan(0.03 * maxAbs(a[p]!));
   });
 
+  it("an output.weight copy of a type we cannot decode (e.g. Q6_K from llama-quantize) is ignored", () => {
+    const src = hf("gpt2");
+    const bytes = writeGguf(src, { quant: "f32" });
+    const h = readGgufInfo(bytes);
+    const kvs: GgufKv[] = Object.entries(h.metadata).map(([key, value]) => {
+      const ty = h.metadataTypes[key]!;
+      return ty.type === GgufType.ARRAY ? ({ key, type: GgufType.ARRAY, elementType: ty.elementType, value } as GgufKv) : ({ key, type: ty.type, value } as GgufKv);
+    });
+    const tensors = h.tensorInfos.map((x) =>
+      x.name === "output.weight"
+        ? { name: x.name, ne: [256, (VOCAB * 64) / 256], type: 14, bytes: new Uint8Array(((VOCAB * 64) / 256) * 210) }
+        : { name: x.name, ne: x.ne, type: x.type, bytes: bytes.subarray(h.dataOffset + x.offset, h.dataOffset + x.offset + x.byteSize) },
+    );
+    const g = readGguf(encodeGguf(kvs, tensors));
+    expect(g.config).toEqual(src.config);
+    expect(g.tensors.some((x) => x.name === tensorNames.output)).toBe(false);
+    // but a decodable copy that differs is refused (an untied classifier)
+    const untied = tensors.map((x) => (x.name === "output.weight" ? { ...x, ne: [64, VOCAB], type: GGML_TYPE.F32, bytes: new Uint8Array(new Float32Array(VOCAB * 64).fill(0.5).buffer) } : x));
+    expect(() => readGguf(encodeGguf(kvs, untied))).toThrow(/output\.weight differs from token_embd\.weight/);
+  });
+
   it("maxContext cuts the context and the position table", () => {
     const g = readGguf(writeGguf(hf("gpt2"), { quant: "f16" }), { maxContext: 8 });
     expect(g.config.seqLen).toBe(8);
