@@ -79,9 +79,71 @@ function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, pp: usize,
   return acc;
 }
 
+/** Prefill scratch per block: [-8*sum(x) of 4 tokens (i32x4)][d_x*2^112 of 4 tokens (f32x4)]. */
+const TILE: usize = 32;
+
+/** Per-block token data for a tile of 4 tokens (slots past nt duplicate the last token). */
+function prepareTile(S: usize, xq: usize, nb: i32, nt: i32): void {
+  v128.store(S, i16x8.splat(1));
+  v128.store(S, i32x4.splat(0x8fffe000), 16);
+  v128.store(S, i8x16.splat(0x0f), 32);
+  const xstride = <usize>nb * XB;
+  const eight = i8x16.splat(8);
+  const ones = i16x8.splat(1);
+  for (let b = 0; b < nb; b++) {
+    const p = S + HEAD + <usize>b * TILE;
+    for (let t = 0; t < 4; t++) {
+      const src = xq + <usize>min(t, nt - 1) * xstride + <usize>b * XB;
+      const s16 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(src, 2), eight), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(src, 18), eight));
+      const s = i32x4.dot_i16x8_s(s16, ones);
+      const u = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
+      store<i32>(p + (<usize>t << 2), -(i32x4.extract_lane(u, 0) + i32x4.extract_lane(u, 1)));
+      store<f32>(p + (<usize>t << 2), f16ToF32(load<u16>(src)) * F16_REBIAS, 16);
+    }
+  }
+}
+
+/**
+ * Prefill: one row x 4 tokens per pass, rows in order (one contiguous stream). The nibbles are
+ * unpacked once per row and block and feed 4 tokens, so per (row, token, block) only the two
+ * relaxed dots, an i16 add and one widening dot remain: about half the work of a decode pass.
+ */
+function tile4Q4(out: usize, w: usize, xq: usize, rows: i32, nb: i32, nt: i32, ones: v128, mask: v128, low: v128): void {
+  const S = scratchBase();
+  const stride = <usize>nb * WB;
+  const xstride = <usize>nb * XB;
+  const ostride = <usize>rows << 2;
+  const x1s = <usize>min(1, nt - 1) * xstride, x2s = <usize>min(2, nt - 1) * xstride, x3s = <usize>min(3, nt - 1) * xstride;
+  for (let r = 0; r < rows; r++) {
+    let wp = w + <usize>r * stride;
+    // loop-carried pointers: recomputing them from a base each iteration costs more than the math
+    let x0p = xq, x1p = xq + x1s, x2p = xq + x2s, x3p = xq + x3s;
+    let pp = S + HEAD;
+    const pEnd = pp + <usize>nb * TILE;
+    let acc = f32x4.splat(0);
+    while (pp < pEnd) {
+      const q = v128.load(wp, 2);
+      const lo = v128.and(q, low);
+      const hi = v128.and(i16x8.shr_u(q, 4), low);
+      const d0 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 18), hi)), ones);
+      const d1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 18), hi)), ones);
+      const d2 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 18), hi)), ones);
+      const d3 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 18), hi)), ones);
+      const d = i32x4.add(hsum4i(d0, d1, d2, d3), v128.load(pp));
+      const scale = f32x4.mul(v128.and(i32x4.shr_s(v128.load16_splat(wp), 3), mask), v128.load(pp, 16));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), scale));
+      wp += WB;
+      x0p += XB; x1p += XB; x2p += XB; x3p += XB;
+      pp += TILE;
+    }
+    storeLanesStrided(out + (<usize>r << 2), ostride, acc, nt);
+  }
+}
+
 /**
  * out[t*rows + r] = sum over blocks of dot(w_r - 8, xq_t) * f32(d_w * d_x). w: rows x
  * ceil(cols/32) q4_0 blocks; xq: nTok rows of q8_0 blocks. Traps if cols exceeds maxQuantCols().
+ * Decode (and a single leftover token) uses 4-row passes; 2+ tokens go through the 4-token tile.
  */
 export function matmulQ4_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   if (rows <= 0 || nTok <= 0) return;
@@ -92,22 +154,27 @@ export function matmulQ4_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
   const xstride = <usize>nb * XB;
   const ostride = <usize>rows << 2;
   const last = w + <usize>(rows - 1) * stride;
-  let chunk = 1;
-  while (chunk < nTok && prepBytes(nb, chunk * 2) <= <usize>SCRATCH_BYTES) chunk *= 2;
-  for (let t0 = 0; t0 < nTok; t0 += chunk) {
-    const nt = min(chunk, nTok - t0);
-    prepare(S, xq + <usize>t0 * xstride, nb, nt);
-    const ones = v128.load(S), mask = v128.load(S, 16), low = v128.load(S, 32);
-    // rows r, r+Q, r+2Q, r+3Q: 4 contiguous streams (see matmul_q8.ts)
-    const Q = (rows + 3) >> 2;
-    for (let r = 0; r < Q; r++) {
-      const w0 = w + <usize>r * stride;
-      const w1 = min(w0 + <usize>Q * stride, last), w2 = min(w0 + <usize>(2 * Q) * stride, last), w3 = min(w0 + <usize>(3 * Q) * stride, last);
-      const n = min(4, (rows - r + Q - 1) / Q);
-      for (let t = 0; t < nt; t++) {
-        const acc = pass4(w0, w1, w2, w3, xq + (<usize>t0 + <usize>t) * xstride, S + HEAD + <usize>t * <usize>nb * PREP, nb, ones, mask, low);
-        storeLanesStrided(out + (<usize>t0 + <usize>t) * ostride + (<usize>r << 2), <usize>Q << 2, acc, n);
+  const tiled = HEAD + <usize>nb * TILE <= <usize>SCRATCH_BYTES;
+  let t0 = 0;
+  while (t0 < nTok) {
+    const nt = nTok - t0 == 1 || !tiled ? 1 : min(nTok - t0, 4);
+    const xt = xq + <usize>t0 * xstride;
+    const ot = out + <usize>t0 * ostride;
+    if (nt > 1) {
+      prepareTile(S, xt, nb, nt);
+      tile4Q4(ot, w, xt, rows, nb, nt, v128.load(S), v128.load(S, 16), v128.load(S, 32));
+    } else {
+      prepare(S, xt, nb, 1);
+      const ones = v128.load(S), mask = v128.load(S, 16), low = v128.load(S, 32);
+      // rows r, r+Q, r+2Q, r+3Q: 4 contiguous streams (see matmul_q8.ts)
+      const Q = (rows + 3) >> 2;
+      for (let r = 0; r < Q; r++) {
+        const w0 = w + <usize>r * stride;
+        const w1 = min(w0 + <usize>Q * stride, last), w2 = min(w0 + <usize>(2 * Q) * stride, last), w3 = min(w0 + <usize>(3 * Q) * stride, last);
+        const acc = pass4(w0, w1, w2, w3, xt, S + HEAD, nb, ones, mask, low);
+        storeLanesStrided(ot + (<usize>r << 2), <usize>Q << 2, acc, min(4, (rows - r + Q - 1) / Q));
       }
     }
+    t0 += nt;
   }
 }
