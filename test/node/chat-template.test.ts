@@ -93,7 +93,7 @@ describe("rendered chats tokenize with their special tokens", () => {
   beforeAll(() => {
     llama3 = hfTokenizerFromBytes(packHfTokenizerFromObjects(familyTokenizerObjects("llama3")).bytes);
     qwen = hfTokenizerFromBytes(packHfTokenizerFromObjects(familyTokenizerObjects("qwen")).bytes);
-  });
+  }, 120_000);
 
   it("Llama 3: one BOS, headers and end-of-turn as single ids", () => {
     const text = renderChat(llama3.chatTemplate!, conversation, {

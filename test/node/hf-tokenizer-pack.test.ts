@@ -78,6 +78,11 @@ describe("packHfTokenizer", () => {
     expect(packHfTokenizer(dir("llama2", { tokenizerConfig: { add_bos_token: false } })).addBosToken).toBe(false);
   });
 
+  it("TinyLlama / Llama 2 (real vocabulary): the same decisions", () => {
+    const p = packHfTokenizer(dir("tinyllama", { config: { bos_token_id: 1, eos_token_id: 2, vocab_size: 32000 } }));
+    expect(p).toMatchObject({ eosTokenIds: [2], bosId: 1, eosId: 2, addBosToken: true, vocabSize: 32000, chatTemplate: null });
+  });
+
   it("GPT-2: <|endoftext|> is BOS and EOS; prompts get no BOS", () => {
     const p = packHfTokenizer(dir("gpt2"));
     expect(p).toMatchObject({ eosTokenIds: [50256], bosId: 50256, eosId: 50256, addBosToken: false, vocabSize: 50257 });

