@@ -94,6 +94,7 @@ export class HfTokenizer implements Tokenizer {
   /** id -> token string; holes are ids without a token. */
   private readonly vocab: readonly (string | undefined)[];
 
+  /** Takes the bundle over: the parsed vocabulary and merges in it are released once loaded. */
   constructor(bundle: HfTokenizerBundle) {
     try {
       this.lib = new HfLibTokenizer(bundle.tokenizer, bundle.config);
@@ -116,7 +117,8 @@ export class HfTokenizer implements Tokenizer {
     this.addBos = bundle.addBosToken;
     this.stopIds = [...new Set(bundle.eosTokenIds)];
     this.chatTemplate = bundle.chatTemplate;
-    this.bosToken = tokenContent(bundle.config.bos_token) ?? (this.bosId === null ? null : this.tokenOf(this.bosId) ?? null);
+    // As tokenizer_config.json has them; BOS falls back to the token prompts start with, if any.
+    this.bosToken = tokenContent(bundle.config.bos_token) ?? (this.addBos && this.bosId !== null ? this.tokenOf(this.bosId) ?? null : null);
     this.eosToken =
       tokenContent(bundle.config.eos_token) ?? (this.stopIds.length > 0 ? this.tokenOf(this.stopIds[0]) ?? null : null);
   }
