@@ -501,12 +501,34 @@ describe("matmul", () => {
     }
   });
 
-  it("very wide quantized rows fall back from the prefill tile correctly", () => {
-    for (const dtype of ["q8_0", "q4_0"] as DType[]) {
-      const rows = 3, cols = 31000 + 13, nTok = 2;
+  it("very wide quantized rows (smaller token chunks, no prefill tile) stay correct", () => {
+    for (const [dtype, cols] of [["q8_0", 31013], ["q4_0", 31013], ["q8_0", 270_000 + 7], ["q4_0", 270_000 + 7]] as const) {
+      const rows = 3, nTok = 2;
       const { wBytes, xIn, out, absSum, nTerms } = problem(dtype, rows, cols, nTok, 4242);
       const got = runWasm(dtype, wBytes, xIn, rows, cols, nTok);
       expectClose(got, out, (i) => 2 * gamma(nTerms) * absSum[i]! + 1e-30, `${dtype} wide`);
+    }
+  });
+
+  it("f16 stays exact for activations too large for the prescaled fast path (|x| >= 2^15)", () => {
+    const r = rng(9);
+    for (const nTok of [1, 3, 4]) {
+      const rows = 5, cols = 72;
+      const wf = r.f32(rows * cols);
+      const x = r.f32(nTok * cols);
+      x[7] = 1e5; // x * 2^112 would overflow to inf
+      x[nTok * cols - 1] = -40000;
+      const w16 = Q.toF16(wf);
+      const want = new Float32Array(rows * nTok);
+      ref.matmulF16(want, new Uint16Array(w16.buffer), x, rows, cols, nTok);
+      const wv = Q.fromF16(w16);
+      const got = runWasm("f16", w16, x, rows, cols, nTok);
+      expectClose(got, want, (i) => {
+        const t = Math.floor(i / rows), rr = i % rows;
+        let s = 0;
+        for (let c = 0; c < cols; c++) s += Math.abs(wv[rr * cols + c]! * x[t * cols + c]!);
+        return 2 * gamma(cols) * s;
+      }, `f16 large x nTok=${nTok}`);
     }
   });
 
