@@ -31,18 +31,24 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): Scra
   const f32 = 4;
   const { dim, hiddenDim, nHeads, seqLen, vocabSize } = config;
   const widest = Math.max(dim, hiddenDim);
-  return [
+  const common = [
     { name: "x", bytes: chunk * dim * f32 },
     { name: "xb", bytes: chunk * dim * f32 },
     { name: "xb2", bytes: chunk * dim * f32 },
-    { name: "q", bytes: chunk * dim * f32 },
-    { name: "k", bytes: chunk * kvDim(config) * f32 },
-    { name: "v", bytes: chunk * kvDim(config) * f32 },
     { name: "hb", bytes: chunk * hiddenDim * f32 },
-    { name: "hb2", bytes: chunk * hiddenDim * f32 },
     { name: "att", bytes: nHeads * seqLen * f32 },
     { name: "logits", bytes: vocabSize * f32 },
     { name: "xq", bytes: chunk * rowBytes("q8_0", widest) },
+  ];
+  if (config.architecture === "gpt2") {
+    return [...common, { name: "qkv", bytes: chunk * 3 * dim * f32 }];
+  }
+  return [
+    ...common,
+    { name: "q", bytes: chunk * dim * f32 },
+    { name: "k", bytes: chunk * kvDim(config) * f32 },
+    { name: "v", bytes: chunk * kvDim(config) * f32 },
+    { name: "hb2", bytes: chunk * hiddenDim * f32 },
     { name: "rope", bytes: seqLen * headSize(config) * f32 },
   ];
 }

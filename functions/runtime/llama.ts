@@ -4,19 +4,14 @@
 // Prompt tokens go through in chunks so every weight row is read once per chunk.
 
 import type { Kernels, Ptr } from "../../kernels/index";
-import { rowBytes, type DType } from "../../kernels/quant";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { kvCacheBytes, PREFILL_CHUNK, scratchBuffers } from "../model/memory";
-
-interface Matrix {
-  ptr: Ptr;
-  dtype: DType;
-  rows: number;
-  cols: number;
-}
+import { PREFILL_CHUNK } from "../model/memory";
+import { ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
 
 interface LayerWeights {
+  /** Qwen2's q/k/v biases, when the model has them. */
+  bias: { q: Ptr; k: Ptr; v: Ptr } | null;
   attnNorm: Ptr;
   wq: Matrix;
   wk: Matrix;
@@ -28,92 +23,55 @@ interface LayerWeights {
   wUp: Matrix;
 }
 
-/** One sequence's keys and values, [layer][position][kvDim], in f32 or f16. */
-export class KvCache {
-  constructor(
-    readonly ptr: Ptr,
-    readonly layerStride: number,
-    readonly dtype: "f32" | "f16",
-  ) {}
-  keys(layer: number): Ptr {
-    return this.ptr + 2 * layer * this.layerStride;
-  }
-  values(layer: number): Ptr {
-    return this.ptr + (2 * layer + 1) * this.layerStride;
-  }
-}
-
-export class LlamaModel {
+export class LlamaModel implements CausalLm {
   readonly config: LlamaConfig;
+  private readonly mem: ModelMemory;
+  private readonly k: Kernels;
   private readonly layers: LayerWeights[];
   private readonly embedding: Matrix;
   private readonly classifier: Matrix;
   private readonly outputNorm: Ptr;
-  private readonly buf: Record<string, Ptr> = {};
+  private readonly buf: Record<string, Ptr>;
   private readonly hs: number;
   private readonly kvDim: number;
   private readonly cacheDtype: "f32" | "f16";
 
   /** Weights must already sit in `kernels` memory at `weightsPtr`, laid out as the manifest says. */
-  constructor(
-    private readonly k: Kernels,
-    manifest: Manifest,
-    weightsPtr: Ptr,
-  ) {
+  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr) {
     if (manifest.config.architecture !== "llama") throw new Error(`LlamaModel cannot run architecture ${manifest.config.architecture}`);
     this.config = manifest.config;
+    this.k = kernels;
+    this.mem = new ModelMemory(kernels, manifest, weightsPtr);
+    this.buf = this.mem.buf;
     this.cacheDtype = manifest.kvCacheDtype;
     this.hs = headSize(this.config);
     this.kvDim = kvDim(this.config);
-    const byName = new Map(manifest.tensors.map((t) => [t.name, t]));
-    const tensor = (name: string) => {
-      const t = byName.get(name);
-      if (!t) throw new Error(`manifest has no tensor ${name}`);
-      return t;
-    };
-    const matrix = (name: string, rows: number, cols: number): Matrix => {
-      const t = tensor(name);
-      if (t.shape[0] !== rows || t.shape[1] !== cols) {
-        throw new Error(`tensor ${name} has shape [${t.shape}], expected [${rows},${cols}]`);
-      }
-      return { ptr: weightsPtr + t.offset, dtype: t.dtype, rows, cols };
-    };
-    const vector = (name: string, n: number): Ptr => {
-      const t = tensor(name);
-      if (t.dtype !== "f32" || t.shape[0] !== n) throw new Error(`tensor ${name} must be f32 [${n}]`);
-      return weightsPtr + t.offset;
-    };
+    const m = this.mem;
     const { dim, hiddenDim, vocabSize, nLayers } = this.config;
-    this.embedding = matrix(tensorNames.tokenEmbedding, vocabSize, dim);
-    this.classifier = this.config.tiedEmbeddings ? this.embedding : matrix(tensorNames.output, vocabSize, dim);
-    this.outputNorm = vector(tensorNames.outputNorm, dim);
+    this.embedding = m.matrix(tensorNames.tokenEmbedding, vocabSize, dim);
+    this.classifier = this.config.tiedEmbeddings ? this.embedding : m.matrix(tensorNames.output, vocabSize, dim);
+    this.outputNorm = m.vector(tensorNames.outputNorm, dim);
     this.layers = [];
     for (let l = 0; l < nLayers; l++) {
       const n = tensorNames.layer(l);
       this.layers.push({
-        attnNorm: vector(n.attnNorm, dim),
-        wq: matrix(n.wq, dim, dim),
-        wk: matrix(n.wk, this.kvDim, dim),
-        wv: matrix(n.wv, this.kvDim, dim),
-        wo: matrix(n.wo, dim, dim),
-        ffnNorm: vector(n.ffnNorm, dim),
-        wGate: matrix(n.wGate, hiddenDim, dim),
-        wDown: matrix(n.wDown, dim, hiddenDim),
-        wUp: matrix(n.wUp, hiddenDim, dim),
+        bias: this.config.attentionBias ? { q: m.vector(n.bq, dim), k: m.vector(n.bk, this.kvDim), v: m.vector(n.bv, this.kvDim) } : null,
+        attnNorm: m.vector(n.attnNorm, dim),
+        wq: m.matrix(n.wq, dim, dim),
+        wk: m.matrix(n.wk, this.kvDim, dim),
+        wv: m.matrix(n.wv, this.kvDim, dim),
+        wo: m.matrix(n.wo, dim, dim),
+        ffnNorm: m.vector(n.ffnNorm, dim),
+        wGate: m.matrix(n.wGate, hiddenDim, dim),
+        wDown: m.matrix(n.wDown, dim, hiddenDim),
+        wUp: m.matrix(n.wUp, hiddenDim, dim),
       });
     }
-    for (const b of scratchBuffers(this.config)) this.buf[b.name] = k.alloc(b.bytes, 64);
     this.fillRopeTable();
   }
 
-  /** Bytes one more sequence's cache takes. */
-  get cacheBytes(): number {
-    return kvCacheBytes(this.config, this.cacheDtype);
-  }
-
   allocateCache(): KvCache {
-    const bytes = this.cacheBytes;
-    return new KvCache(this.k.alloc(bytes, 64), bytes / (2 * this.config.nLayers), this.cacheDtype);
+    return this.mem.allocateCache();
   }
 
   /**
@@ -135,19 +93,20 @@ export class LlamaModel {
     const b = this.buf;
     const n = tokens.length;
     const f32 = 4;
-    for (let t = 0; t < n; t++) {
-      const token = tokens[t];
-      if (!(token >= 0 && token < vocabSize)) throw new Error(`token id ${token} is outside the vocabulary`);
-      k.dequantizeRow(this.embedding.dtype, b.x + t * dim * f32, this.embedding.ptr + token * rowBytes(this.embedding.dtype, dim), dim);
-    }
-    const cacheElem = this.cacheDtype === "f32" ? 4 : 2;
+    for (let t = 0; t < n; t++) this.mem.lookup(b.x + t * dim * f32, this.embedding, tokens[t]);
+    const cacheElem = this.mem.cacheElementBytes;
     const ropeRow = this.hs * f32;
     for (let l = 0; l < this.layers.length; l++) {
       const w = this.layers[l];
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.attnNorm, dim, normEps);
-      this.matmul(b.q, w.wq, b.xb, n, true);
-      this.matmul(b.k, w.wk, b.xb, n, false);
-      this.matmul(b.v, w.wv, b.xb, n, false);
+      this.mem.linear(b.q, w.wq, b.xb, n, true);
+      this.mem.linear(b.k, w.wk, b.xb, n, false);
+      this.mem.linear(b.v, w.wv, b.xb, n, false);
+      if (w.bias) {
+        k.addBias(b.q, w.bias.q, dim, n);
+        k.addBias(b.k, w.bias.k, this.kvDim, n);
+        k.addBias(b.v, w.bias.v, this.kvDim, n);
+      }
       const layout = this.config.ropeLayout === "interleaved" ? 0 : 1;
       for (let t = 0; t < n; t++) {
         const rope = b.rope + (pos + t) * ropeRow;
@@ -155,17 +114,28 @@ export class LlamaModel {
         k.rope(b.k + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
       }
       const rowOffset = pos * this.kvDim * cacheElem;
-      this.storeCache(cache.keys(l) + rowOffset, b.k, n * this.kvDim);
-      this.storeCache(cache.values(l) + rowOffset, b.v, n * this.kvDim);
-      if (n === 1) k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
-      else k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype);
-      this.matmul(b.xb2, w.wo, b.xb, n, true);
+      this.mem.storeCache(cache.keys(l) + rowOffset, b.k, n * this.kvDim);
+      this.mem.storeCache(cache.values(l) + rowOffset, b.v, n * this.kvDim);
+      const window = this.config.slidingWindow ?? 0;
+      if (window > 0 && pos + n > window) {
+        // Each token sees only the last `window` positions (Mistral): one query at a time.
+        const row = this.kvDim * cacheElem;
+        for (let t = 0; t < n; t++) {
+          const first = Math.max(0, pos + t + 1 - window);
+          k.attention(b.xb + t * dim * f32, b.q + t * dim * f32, cache.keys(l) + first * row, cache.values(l) + first * row, b.att, nHeads, nKvHeads, this.hs, pos + t + 1 - first, this.cacheDtype);
+        }
+      } else if (n === 1) {
+        k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
+      } else {
+        k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype);
+      }
+      this.mem.linear(b.xb2, w.wo, b.xb, n, true);
       k.addInPlace(b.x, b.xb2, n * dim);
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.ffnNorm, dim, normEps);
-      this.matmul(b.hb, w.wGate, b.xb, n, true);
-      this.matmul(b.hb2, w.wUp, b.xb, n, false);
+      this.mem.linear(b.hb, w.wGate, b.xb, n, true);
+      this.mem.linear(b.hb2, w.wUp, b.xb, n, false);
       k.swiglu(b.hb, b.hb2, n * hiddenDim);
-      this.matmul(b.xb, w.wDown, b.hb, n, true);
+      this.mem.linear(b.xb, w.wDown, b.hb, n, true);
       k.addInPlace(b.x, b.xb, n * dim);
     }
     this.lastChunkTokens = n;
@@ -179,43 +149,48 @@ export class LlamaModel {
     const b = this.buf;
     const { dim, vocabSize, normEps } = this.config;
     k.rmsnorm(b.xb, b.x + indexInChunk * dim * 4, this.outputNorm, dim, normEps);
-    this.matmul(b.logits, this.classifier, b.xb, 1, true);
+    this.mem.linear(b.logits, this.classifier, b.xb, 1, true);
     return k.f32(b.logits, vocabSize);
-  }
-
-  /**
-   * out[t] = W x[t] for t < n. Quantized weights take q8_0 activations: `quantize` says
-   * whether x changed since the last call (q, k and v share one quantized input).
-   */
-  private matmul(out: Ptr, w: Matrix, x: Ptr, n: number, quantize: boolean): void {
-    const k = this.k;
-    if (w.dtype === "q8_0" || w.dtype === "q4_0") {
-      const xq = this.buf.xq;
-      if (quantize) k.quantizeRows(xq, x, w.cols, n);
-      k.matmul(w.dtype, out, w.ptr, xq, w.rows, w.cols, n);
-    } else {
-      k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);
-    }
-  }
-
-  /** Appends f32 keys or values to the cache in its dtype. */
-  private storeCache(dst: Ptr, src: Ptr, n: number): void {
-    if (this.cacheDtype === "f16") this.k.f32ToF16Row(dst, src, n);
-    else this.k.f32(dst, n).set(this.k.f32(src, n));
   }
 
   /** cos/sin of every position and frequency pair, computed once per model in f32 as run.c does. */
   private fillRopeTable(): void {
-    const { seqLen, ropeTheta } = this.config;
+    const { seqLen } = this.config;
     const half = this.hs / 2;
+    const freqs = ropeFrequencies(this.config);
     const table = this.k.f32(this.buf.rope, seqLen * this.hs);
     for (let pos = 0; pos < seqLen; pos++) {
       for (let i = 0; i < half; i++) {
-        const freq = Math.fround(1 / Math.fround(Math.pow(ropeTheta, Math.fround((2 * i) / this.hs))));
-        const angle = Math.fround(pos * freq);
+        const angle = Math.fround(pos * freqs[i]);
         table[pos * this.hs + 2 * i] = Math.cos(angle);
         table[pos * this.hs + 2 * i + 1] = Math.sin(angle);
       }
     }
   }
+}
+
+/**
+ * The rotation frequency of each dimension pair: theta^(-2i/headSize), in f32 as run.c has it,
+ * with Llama 3's scaling (long wavelengths slowed by `factor`, a smooth blend between).
+ */
+export function ropeFrequencies(config: LlamaConfig): Float32Array {
+  const hs = headSize(config);
+  const freqs = new Float32Array(hs / 2);
+  const scaling = config.ropeScaling;
+  for (let i = 0; i < hs / 2; i++) {
+    let freq = Math.fround(1 / Math.fround(Math.pow(config.ropeTheta, Math.fround((2 * i) / hs))));
+    if (scaling) {
+      const lowFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.lowFreqFactor;
+      const highFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.highFreqFactor;
+      const wavelen = (2 * Math.PI) / freq;
+      if (wavelen > lowFreqWavelen) {
+        freq = freq / scaling.factor;
+      } else if (wavelen >= highFreqWavelen) {
+        const smooth = (scaling.originalMaxPositionEmbeddings / wavelen - scaling.lowFreqFactor) / (scaling.highFreqFactor - scaling.lowFreqFactor);
+        freq = (1 - smooth) * (freq / scaling.factor) + smooth * freq;
+      }
+    }
+    freqs[i] = freq;
+  }
+  return freqs;
 }

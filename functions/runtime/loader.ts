@@ -14,7 +14,8 @@ import {
 } from "../model/manifest";
 import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
 import { ModelError } from "./errors";
-import { KvCache, LlamaModel } from "./llama";
+import { createModel } from "./models";
+import type { CausalLm, KvCache } from "./weights";
 import { SlotPool } from "./slots";
 import { tokenizerFromBytes, type Tokenizer } from "./tokenizer/index";
 
@@ -22,7 +23,7 @@ export interface LoadedModel {
   id: string;
   manifestSha256: string;
   manifest: Manifest;
-  model: LlamaModel;
+  model: CausalLm;
   tokenizer: Tokenizer;
   caches: SlotPool<KvCache>;
   /** wasm memory plus the tokenizer's share of the JS heap. */
@@ -108,12 +109,12 @@ export async function instantiateModel(
   kernelsModule: WebAssembly.Module,
   sequences: number,
   fillWeights: (kernels: Kernels, weightsPtr: number) => Promise<void>,
-): Promise<{ model: LlamaModel; caches: SlotPool<KvCache>; kernels: Kernels }> {
+): Promise<{ model: CausalLm; caches: SlotPool<KvCache>; kernels: Kernels }> {
   const plan = manifest.memory;
   const kernels = Kernels.create(kernelsModule, plan.weights + plan.scratch + plan.kvCache * sequences + 64 * 1024);
   const weightsPtr = kernels.alloc(manifest.weights.bytes, 64);
   await fillWeights(kernels, weightsPtr);
-  const model = new LlamaModel(kernels, manifest, weightsPtr);
+  const model = createModel(kernels, manifest, weightsPtr);
   const caches: KvCache[] = [];
   for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
   return { model, caches: SlotPool.of(caches), kernels };

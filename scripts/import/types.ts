@@ -1,10 +1,11 @@
 // What a checkpoint reader hands over: the internal model description (config) plus every
 // tensor as f32, named after `tensorNames` (GGUF conventions), matrices as [rows = out, cols = in].
-import type { ImportedTensor, LlamaConfig } from "../../functions/model/description";
+import type { ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
 import { kvDim, tensorNames } from "../../functions/model/description";
 
-export interface ImportedModel {
-  config: LlamaConfig;
+/** Llama-family by default; importers of other families (GPT-2) return ImportedModel<ModelConfig>. */
+export interface ImportedModel<C extends ModelConfig = LlamaConfig> {
+  config: C;
   tensors: ImportedTensor[];
 }
 

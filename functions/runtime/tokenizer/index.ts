@@ -2,6 +2,7 @@
 // tokenizer.bin, Hugging Face's tokenizer.json) adapts to this; the manifest says which.
 
 import type { TokenizerKind } from "../../model/manifest";
+import { hfTokenizerFromBytes } from "./hf";
 import { Llama2cTokenizer, TokenTextDecoder } from "./llama2c";
 
 export interface TextStreamDecoder {
@@ -45,6 +46,8 @@ export function tokenizerFromBytes(kind: TokenizerKind, bytes: Uint8Array, vocab
   switch (kind) {
     case "llama2c":
       return llama2cAsTokenizer(Llama2cTokenizer.fromBytes(bytes, vocabSize));
+    case "hf":
+      return hfTokenizerFromBytes(bytes);
     default:
       throw new Error(`unknown tokenizer kind ${JSON.stringify(kind)}`);
   }

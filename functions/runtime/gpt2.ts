@@ -1,0 +1,124 @@
+// GPT-2 (distilgpt2 and kin) over the same kernels: learned positions added to the token
+// embedding, then per layer LayerNorm -> fused qkv (+bias) -> attention -> projection (+bias)
+// -> residual -> LayerNorm -> up (+bias) -> GELU -> down (+bias) -> residual; final LayerNorm;
+// classifier tied to the token embedding.
+
+import type { Kernels, Ptr } from "../../kernels/index";
+import { tensorNames, type Gpt2Config } from "../model/description";
+import type { Manifest } from "../model/manifest";
+import { PREFILL_CHUNK } from "../model/memory";
+import { ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+
+interface Gpt2Layer {
+  attnNorm: Ptr;
+  attnNormBias: Ptr;
+  wqkv: Matrix;
+  bqkv: Ptr;
+  wo: Matrix;
+  bo: Ptr;
+  ffnNorm: Ptr;
+  ffnNormBias: Ptr;
+  wUp: Matrix;
+  bUp: Ptr;
+  wDown: Matrix;
+  bDown: Ptr;
+}
+
+export class Gpt2Model implements CausalLm {
+  readonly config: Gpt2Config;
+  private readonly mem: ModelMemory;
+  private readonly k: Kernels;
+  private readonly tokenEmbedding: Matrix;
+  private readonly positionEmbedding: Matrix;
+  private readonly outputNorm: Ptr;
+  private readonly outputNormBias: Ptr;
+  private readonly layers: Gpt2Layer[] = [];
+  private lastChunkTokens = 0;
+
+  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr) {
+    if (manifest.config.architecture !== "gpt2") throw new Error(`Gpt2Model cannot run architecture ${manifest.config.architecture}`);
+    this.config = manifest.config;
+    this.k = kernels;
+    const m = (this.mem = new ModelMemory(kernels, manifest, weightsPtr));
+    const { dim, hiddenDim, vocabSize, seqLen, nLayers } = this.config;
+    this.tokenEmbedding = m.matrix(tensorNames.tokenEmbedding, vocabSize, dim);
+    this.positionEmbedding = m.matrix(tensorNames.positionEmbedding, seqLen, dim);
+    this.outputNorm = m.vector(tensorNames.outputNorm, dim);
+    this.outputNormBias = m.vector(tensorNames.outputNormBias, dim);
+    for (let l = 0; l < nLayers; l++) {
+      const n = tensorNames.gpt2Layer(l);
+      this.layers.push({
+        attnNorm: m.vector(n.attnNorm, dim),
+        attnNormBias: m.vector(n.attnNormBias, dim),
+        wqkv: m.matrix(n.wqkv, 3 * dim, dim),
+        bqkv: m.vector(n.bqkv, 3 * dim),
+        wo: m.matrix(n.wo, dim, dim),
+        bo: m.vector(n.bo, dim),
+        ffnNorm: m.vector(n.ffnNorm, dim),
+        ffnNormBias: m.vector(n.ffnNormBias, dim),
+        wUp: m.matrix(n.wUp, hiddenDim, dim),
+        bUp: m.vector(n.bUp, hiddenDim),
+        wDown: m.matrix(n.wDown, dim, hiddenDim),
+        bDown: m.vector(n.bDown, dim),
+      });
+    }
+  }
+
+  allocateCache(): KvCache {
+    return this.mem.allocateCache();
+  }
+
+  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
+    if (tokens.length === 0) throw new Error("forward needs at least one token");
+    if (startPos + tokens.length > this.config.seqLen) throw new Error("position past the context");
+    for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) {
+      this.forwardChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done, cache);
+    }
+    const { dim, vocabSize, normEps } = this.config;
+    const b = this.mem.buf;
+    this.k.layernorm(b.xb, b.x + (this.lastChunkTokens - 1) * dim * 4, this.outputNorm, this.outputNormBias, dim, normEps);
+    this.mem.linear(b.logits, this.tokenEmbedding, b.xb, 1, true);
+    return this.k.f32(b.logits, vocabSize);
+  }
+
+  private forwardChunk(tokens: number[], pos: number, cache: KvCache): void {
+    const k = this.k;
+    const m = this.mem;
+    const b = m.buf;
+    const { dim, hiddenDim, nHeads, normEps } = this.config;
+    const hs = dim / nHeads;
+    const n = tokens.length;
+    const f32 = 4;
+    for (let t = 0; t < n; t++) {
+      m.lookup(b.x + t * dim * f32, this.tokenEmbedding, tokens[t]);
+      m.lookup(b.xb2, this.positionEmbedding, pos + t);
+      k.addInPlace(b.x + t * dim * f32, b.xb2, dim);
+    }
+    const row = dim * m.cacheElementBytes;
+    for (let l = 0; l < this.layers.length; l++) {
+      const w = this.layers[l];
+      for (let t = 0; t < n; t++) k.layernorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.attnNorm, w.attnNormBias, dim, normEps);
+      m.linear(b.qkv, w.wqkv, b.xb, n, true);
+      k.addBias(b.qkv, w.bqkv, 3 * dim, n);
+      for (let t = 0; t < n; t++) {
+        const qkv = b.qkv + t * 3 * dim * f32;
+        m.storeCache(cache.keys(l) + (pos + t) * row, qkv + dim * f32, dim);
+        m.storeCache(cache.values(l) + (pos + t) * row, qkv + 2 * dim * f32, dim);
+      }
+      for (let t = 0; t < n; t++) {
+        k.attention(b.xb + t * dim * f32, b.qkv + t * 3 * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nHeads, hs, pos + t + 1, cache.dtype);
+      }
+      m.linear(b.xb2, w.wo, b.xb, n, true);
+      k.addBias(b.xb2, w.bo, dim, n);
+      k.addInPlace(b.x, b.xb2, n * dim);
+      for (let t = 0; t < n; t++) k.layernorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.ffnNorm, w.ffnNormBias, dim, normEps);
+      m.linear(b.hb, w.wUp, b.xb, n, true);
+      k.addBias(b.hb, w.bUp, hiddenDim, n);
+      k.gelu(b.hb, n * hiddenDim);
+      m.linear(b.xb2, w.wDown, b.hb, n, true);
+      k.addBias(b.xb2, w.bDown, dim, n);
+      k.addInPlace(b.x, b.xb2, n * dim);
+    }
+    this.lastChunkTokens = n;
+  }
+}

@@ -1,0 +1,109 @@
+// What every model family shares: finding its tensors in wasm memory by manifest name, the
+// linear layer over any weight dtype, the per-sequence KV cache and the working buffers.
+
+import type { Kernels, Ptr } from "../../kernels/index";
+import { rowBytes, type DType } from "../../kernels/quant";
+import type { ModelConfig } from "../model/description";
+import type { Manifest } from "../model/manifest";
+import { kvCacheBytes, scratchBuffers } from "../model/memory";
+
+export interface Matrix {
+  ptr: Ptr;
+  dtype: DType;
+  rows: number;
+  cols: number;
+}
+
+/** What the generation loop needs of a model, whatever its family. */
+export interface CausalLm {
+  readonly config: ModelConfig;
+  /** Runs tokens at positions startPos.. and returns the last one's logits (a view, valid until the next call). */
+  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
+  allocateCache(): KvCache;
+}
+
+/** One sequence's keys and values, [layer][position][kvDim], in f32 or f16. */
+export class KvCache {
+  constructor(
+    readonly ptr: Ptr,
+    readonly layerStride: number,
+    readonly dtype: "f32" | "f16",
+  ) {}
+  keys(layer: number): Ptr {
+    return this.ptr + 2 * layer * this.layerStride;
+  }
+  values(layer: number): Ptr {
+    return this.ptr + (2 * layer + 1) * this.layerStride;
+  }
+}
+
+/** A model's weights and buffers inside one kernel instance. */
+export class ModelMemory {
+  readonly buf: Record<string, Ptr> = {};
+  private readonly byName: Map<string, Manifest["tensors"][number]>;
+
+  constructor(
+    readonly k: Kernels,
+    readonly manifest: Manifest,
+    private readonly weightsPtr: Ptr,
+  ) {
+    this.byName = new Map(manifest.tensors.map((t) => [t.name, t]));
+    for (const b of scratchBuffers(manifest.config)) this.buf[b.name] = k.alloc(b.bytes, 64);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  private tensor(name: string) {
+    const t = this.byName.get(name);
+    if (!t) throw new Error(`manifest has no tensor ${name}`);
+    return t;
+  }
+
+  matrix(name: string, rows: number, cols: number): Matrix {
+    const t = this.tensor(name);
+    if (t.shape[0] !== rows || t.shape[1] !== cols) throw new Error(`tensor ${name} has shape [${t.shape}], expected [${rows},${cols}]`);
+    return { ptr: this.weightsPtr + t.offset, dtype: t.dtype, rows, cols };
+  }
+
+  vector(name: string, n: number): Ptr {
+    const t = this.tensor(name);
+    if (t.dtype !== "f32" || t.shape.length !== 1 || t.shape[0] !== n) throw new Error(`tensor ${name} must be f32 [${n}]`);
+    return this.weightsPtr + t.offset;
+  }
+
+  /** Row `row` of an embedding-like matrix, as f32 at `out`. */
+  lookup(out: Ptr, m: Matrix, row: number): void {
+    if (!(row >= 0 && row < m.rows)) throw new Error(`row ${row} is outside ${m.rows}`);
+    this.k.dequantizeRow(m.dtype, out, m.ptr + row * rowBytes(m.dtype, m.cols), m.cols);
+  }
+
+  /**
+   * out[t] = W x[t] for t < n. Quantized weights take q8_0 activations: `quantize` says
+   * whether x changed since the last call (q, k and v share one quantized input).
+   */
+  linear(out: Ptr, w: Matrix, x: Ptr, n: number, quantize: boolean): void {
+    if (w.dtype === "q8_0" || w.dtype === "q4_0") {
+      if (quantize) this.k.quantizeRows(this.buf.xq, x, w.cols, n);
+      this.k.matmul(w.dtype, out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+    } else {
+      this.k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);
+    }
+  }
+
+  allocateCache(): KvCache {
+    const bytes = kvCacheBytes(this.manifest.config, this.manifest.kvCacheDtype);
+    return new KvCache(this.k.alloc(bytes, 64), bytes / (2 * this.manifest.config.nLayers), this.manifest.kvCacheDtype);
+  }
+
+  /** Appends n f32 keys or values to the cache in its dtype. */
+  storeCache(dst: Ptr, src: Ptr, n: number): void {
+    if (this.manifest.kvCacheDtype === "f16") this.k.f32ToF16Row(dst, src, n);
+    else this.k.f32(dst, n).set(this.k.f32(src, n));
+  }
+
+  get cacheElementBytes(): number {
+    return this.manifest.kvCacheDtype === "f32" ? 4 : 2;
+  }
+}
