@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { ApiError, toApiError } from "./api/errors";
 import type { Env } from "./env";
+import { chatCompletions } from "./routes/chat";
 import { completions } from "./routes/completions";
 import { listModels } from "./routes/models";
 import { ModelError } from "./runtime/errors";
@@ -32,6 +33,7 @@ export function createApp(kernelsModule: WebAssembly.Module): { app: Hono<AppCon
   );
   app.get("/v1/models", listModels);
   app.post("/v1/completions", completions);
+  app.post("/v1/chat/completions", chatCompletions);
 
   app.notFound((c) => {
     const e = new ApiError(404, `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, "invalid_request_error", null, "not_found");

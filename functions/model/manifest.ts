@@ -38,8 +38,9 @@ export interface TokenizerEntry {
   kind: TokenizerKind;
   sha256: string;
   bytes: number;
-  bosId: number;
-  eosId: number;
+  /** null where the model starts without one (Qwen, GPT-2 prompts). */
+  bosId: number | null;
+  eosId: number | null;
 }
 
 export interface TensorEntry {

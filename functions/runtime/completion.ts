@@ -7,6 +7,8 @@ import type { LoadedModel } from "./loader";
 
 export interface CompletionInput {
   prompt: string | number[];
+  /** The prompt is a rendered chat: its text already holds the special tokens it needs. */
+  chat?: boolean;
   maxTokens: number | null;
   temperature: number;
   topP: number;
@@ -28,13 +30,16 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
   const { config, tokenizer: tok } = loaded.manifest;
   let promptIds: number[];
   if (typeof input.prompt === "string") {
-    promptIds = loaded.tokenizer.encode(input.prompt, { bos: true });
+    promptIds = loaded.tokenizer.encode(input.prompt, { bos: !input.chat });
   } else {
     promptIds = input.prompt;
     const bad = promptIds.find((id) => id >= config.vocabSize);
     if (bad !== undefined) throw new PromptTokenError(`token id ${bad} is outside the vocabulary (0..${config.vocabSize - 1})`);
   }
-  if (promptIds.length === 0) promptIds = [tok.bosId];
+  if (promptIds.length === 0) {
+    if (tok.bosId === null) throw new PromptTokenError("this model has no start token, so the prompt must not be empty");
+    promptIds = [tok.bosId];
+  }
   const room = config.seqLen - promptIds.length;
   if (input.maxTokens !== null && input.maxTokens > room) {
     throw new ContextLengthError(config.seqLen, promptIds.length, input.maxTokens);
@@ -45,7 +50,9 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
   return {
     promptIds,
     maxTokens,
-    run: (signal) => generate(loaded, { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop }, signal),
+    // A chat reply is text on its own: decode it as the start of a text (no SentencePiece
+    // leading space), as Hugging Face decodes replies.
+    run: (signal) => generate(loaded, { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop, decodeAfter: input.chat ? (loaded.tokenizer.bosId ?? undefined) : undefined }, signal),
   };
 }
 

@@ -13,6 +13,8 @@ export interface GenerationParams {
   topP: number;
   seed: number;
   stop: string[];
+  /** The token the output text follows (default: the last prompt token). */
+  decodeAfter?: number;
 }
 
 export interface GenerationStep {
@@ -37,7 +39,7 @@ export async function* generate(loaded: LoadedModel, params: GenerationParams, s
     // Logits live in the model's shared scratch: sample before yielding to another request.
     let next = sampler.sample(model.forward(prompt, 0, cache));
     let pos = prompt.length;
-    const decoder = tokenizer.streamDecoder(prompt[prompt.length - 1]);
+    const decoder = tokenizer.streamDecoder(params.decodeAfter ?? prompt[prompt.length - 1]);
     const stops = new StopMatcher(params.stop);
     let finishReason: GenerationSummary["finishReason"] = "length";
     while (completionIds.length < params.maxTokens && !signal?.aborted) {

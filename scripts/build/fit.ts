@@ -31,6 +31,7 @@ export function checkFit(
   tensors: Pick<ImportedTensor, "shape">[],
   quant: DType,
   cacheDtype: CacheDtype,
+  /** The tokenizer's heap share (tokenizerHeapBytes). */
   tokenizerBytes: number,
   cacheDtypeFor: (q: DType) => CacheDtype,
 ): FitCheck {

@@ -17,14 +17,14 @@ import {
   type TensorEntry,
   type TokenizerEntry,
 } from "../../functions/model/manifest";
-import { planMemory, type CacheDtype } from "../../functions/model/memory";
+import { planMemory, tokenizerHeapBytes, type CacheDtype } from "../../functions/model/memory";
 import { quantizeTensor, type QuantizedTensor } from "./quantize";
 
 export interface BuildInput {
   id: string;
   config: ModelConfig;
   tensors: ImportedTensor[];
-  tokenizer: { kind: TokenizerEntry["kind"]; bytes: Uint8Array; bosId: number; eosId: number };
+  tokenizer: { kind: TokenizerEntry["kind"]; bytes: Uint8Array; bosId: number | null; eosId: number | null };
 }
 
 export interface BuildOptions {
@@ -126,7 +126,7 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
     },
     tensors: index,
     weights: { bytes: blob.byteLength, shardBytes, shards },
-    memory: planMemory(config, blob.byteLength, kvCacheDtype, input.tokenizer.bytes.byteLength),
+    memory: planMemory(config, blob.byteLength, kvCacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength)),
   };
   const manifestText = canonicalJson(manifest);
   const manifestSha256 = await sha256Hex(manifestText);

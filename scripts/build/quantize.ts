@@ -32,6 +32,10 @@ export function quantizeTensor(tensor: ImportedTensor, quant: DType): QuantizedT
   const cols = tensor.shape[tensor.shape.length - 1];
   let data: Uint8Array;
   let restored: Float32Array;
+  if (tensor.quantized && tensor.quantized.dtype === dtype) {
+    // Blocks from the source (GGUF) are ours already: copy, don't requantize.
+    return { name: tensor.name, dtype, shape: tensor.shape, data: tensor.quantized.bytes, relRmsError: 0, maxAbsError: 0 };
+  }
   switch (dtype) {
     case "f32":
       data = new Uint8Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength));

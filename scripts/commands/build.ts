@@ -2,12 +2,12 @@
 
 import { parseArgs } from "node:util";
 import type { DType } from "../../kernels/quant";
-import { formatBytes } from "../../functions/model/memory";
+import { formatBytes, tokenizerHeapBytes } from "../../functions/model/memory";
 import { buildArtifacts, checkModelId, defaultCacheDtype, type BuildArtifacts } from "../build/pipeline";
 import { checkFit, describePlan } from "../build/fit";
 import { publishArtifacts, type PublishResult } from "../build/publish";
 import { openKvTarget, type KvTarget } from "../kv/targets";
-import { loadLlama2cSource } from "../sources/load";
+import { loadSource } from "../sources/load";
 import { CliError, endProgress, progress, type Command } from "./command";
 
 const QUANTS = new Set(["f32", "f16", "q8_0", "q4_0"]);
@@ -26,8 +26,10 @@ export const buildOptions = {
 } as const;
 
 export interface BuildRequest {
-  checkpoint: string;
-  tokenizer: string;
+  /** A llama2.c checkpoint, a Hugging Face folder, a .gguf file or hf:<org>/<repo>[@revision]. */
+  source: string;
+  /** llama2.c tokenizer.bin (llama2.c checkpoints only). */
+  tokenizer?: string;
   id: string;
   quant: DType;
   contextLength?: number;
@@ -49,14 +51,13 @@ export const buildCommand: Command = {
   summary: "quantize a checkpoint, shard it into KV and point the model id at it",
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: buildOptions, allowPositionals: true, strict: true });
-    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint> --tokenizer <tokenizer.bin> --id <model-id> [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote | --persist-to DIR | --out DIR] [--json]");
-    if (!values.tokenizer) throw new CliError("--tokenizer <tokenizer.bin> is required for a llama2.c checkpoint");
+    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint | hf-folder | file.gguf | hf:org/repo[@rev]> --id <model-id> [--tokenizer tokenizer.bin] [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote | --persist-to DIR | --out DIR] [--json]");
     if (!values.id) throw new CliError("--id <model-id> is required");
     if (!QUANTS.has(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
     const kvCache = values["kv-cache"];
     if (kvCache !== undefined && kvCache !== "f32" && kvCache !== "f16") throw new CliError("--kv-cache must be f32 or f16");
     const outcome = await buildModel({
-      checkpoint: positionals[0],
+      source: positionals[0],
       tokenizer: values.tokenizer,
       id: values.id,
       quant: values.quant as DType,
@@ -79,10 +80,10 @@ export async function buildModel(req: BuildRequest, target?: KvTarget): Promise<
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const input = loadLlama2cSource(req.checkpoint, req.tokenizer, req.id);
+  const input = await loadSource(req.source, { id: req.id, tokenizer: req.tokenizer, maxContext: req.contextLength, json: req.json });
   const config = { ...input.config, seqLen: Math.min(input.config.seqLen, req.contextLength ?? Infinity) };
   const cacheDtype = req.kvCacheDtype ?? defaultCacheDtype(req.quant);
-  const fit = checkFit(config, input.tensors, req.quant, cacheDtype, input.tokenizer.bytes.byteLength, defaultCacheDtype);
+  const fit = checkFit(config, input.tensors, req.quant, cacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength), defaultCacheDtype);
   if (!fit.fits) {
     throw new CliError(
       `model '${req.id}' at ${req.quant} needs ${describePlan(fit.plan, config.seqLen)}, ${formatBytes(fit.plan.total - fit.plan.budget)} over the ${formatBytes(fit.plan.budget)} an isolate can give a model. ${fit.advice}`,

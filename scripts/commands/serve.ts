@@ -24,7 +24,7 @@ export async function seedDefaultModel(persistTo: string | undefined, json: bool
   try {
     const lines: string[] = [];
     for (const v of DEFAULT_VARIANTS) {
-      const { published } = await buildModel({ checkpoint: files.checkpoint, tokenizer: files.tokenizer, id: v.id, quant: v.quant, remote: false, json: true }, target);
+      const { published } = await buildModel({ source: files.checkpoint, tokenizer: files.tokenizer, id: v.id, quant: v.quant, remote: false, json: true }, target);
       lines.push(`${v.id} (${v.quant}): ${published.written.length === 0 ? "already in local KV" : `wrote ${published.written.length} key(s)`}`);
     }
     return lines;

@@ -26,6 +26,9 @@ export interface Tokenizer {
   streamDecoder(prev: number): TextStreamDecoder;
   /** The model's Jinja chat template, when it has one. */
   readonly chatTemplate: string | null;
+  /** bos_token / eos_token as chat templates see them. */
+  readonly bosToken?: string | null;
+  readonly eosToken?: string | null;
 }
 
 export function llama2cAsTokenizer(t: Llama2cTokenizer): Tokenizer {

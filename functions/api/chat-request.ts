@@ -1,0 +1,97 @@
+// Checks a /v1/chat/completions body. Messages are checked for shape here; what roles and
+// orders a model accepts is its chat template's business.
+
+import { invalidRequest } from "./errors";
+import {
+  optionalBoolean,
+  optionalInteger,
+  optionalNumber,
+  parseStop,
+  requireModel,
+  requireObject,
+  LIMITS,
+} from "./completion-request";
+
+export interface ChatMessage {
+  role: string;
+  content: string | Array<{ type: string; text?: string }> | null;
+  [key: string]: unknown;
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  seed: number | null;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
+  returnTokenIds: boolean;
+}
+
+const KNOWN_FIELDS = new Set([
+  "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
+  "stream_options", "return_token_ids", "n", "user", "logprobs", "frequency_penalty", "presence_penalty",
+]);
+
+const MAX_MESSAGES = 256;
+
+export function parseChatRequest(raw: unknown): ChatRequest {
+  const body = requireObject(raw);
+  for (const key of Object.keys(body)) {
+    if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
+  }
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
+  if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false) throw invalidRequest("'logprobs' is not supported", "logprobs");
+  for (const penalty of ["frequency_penalty", "presence_penalty"]) {
+    if (body[penalty] !== undefined && body[penalty] !== null && body[penalty] !== 0) throw invalidRequest(`'${penalty}' is not supported (only 0)`, penalty);
+  }
+  const streamOptions = body.stream_options;
+  if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
+    throw invalidRequest("'stream_options' must be an object", "stream_options");
+  }
+  const maxTokens = optionalInteger(body, "max_completion_tokens", 0, LIMITS.maxTokens) ?? optionalInteger(body, "max_tokens", 0, LIMITS.maxTokens);
+  return {
+    model: requireModel(body),
+    messages: parseMessages(body.messages),
+    maxTokens,
+    temperature: optionalNumber(body, "temperature", 0, 2) ?? 1,
+    topP: optionalNumber(body, "top_p", 0, 1, true) ?? 1,
+    seed: optionalInteger(body, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    stop: parseStop(body.stop),
+    stream: optionalBoolean(body, "stream"),
+    includeUsage: streamOptions ? optionalBoolean(streamOptions as Record<string, unknown>, "include_usage", "stream_options.include_usage") : false,
+    returnTokenIds: optionalBoolean(body, "return_token_ids"),
+  };
+}
+
+function parseMessages(messages: unknown): ChatMessage[] {
+  if (messages === undefined || messages === null) throw invalidRequest("'messages' is required", "messages");
+  if (!Array.isArray(messages) || messages.length === 0) throw invalidRequest("'messages' must be a non-empty array of messages", "messages");
+  if (messages.length > MAX_MESSAGES) throw invalidRequest(`'messages' has ${messages.length} messages; the limit is ${MAX_MESSAGES}`, "messages");
+  let chars = 0;
+  messages.forEach((m, i) => {
+    const param = `messages[${i}]`;
+    if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalidRequest(`'${param}' must be an object`, param);
+    const { role, content } = m as ChatMessage;
+    if (typeof role !== "string" || !["system", "developer", "user", "assistant", "tool"].includes(role)) {
+      throw invalidRequest(`'${param}.role' must be one of system, developer, user, assistant, tool`, `${param}.role`);
+    }
+    if (typeof content === "string") {
+      chars += content.length;
+    } else if (Array.isArray(content)) {
+      for (const part of content) {
+        if (typeof part !== "object" || part === null || part.type !== "text" || typeof part.text !== "string") {
+          throw invalidRequest(`'${param}.content' parts must be {"type": "text", "text": string}`, `${param}.content`);
+        }
+        chars += part.text.length;
+      }
+    } else if (!(content === null && role === "assistant")) {
+      throw invalidRequest(`'${param}.content' must be a string or an array of text parts`, `${param}.content`);
+    }
+  });
+  if (chars > LIMITS.promptChars) throw invalidRequest(`'messages' hold ${chars} characters; the limit is ${LIMITS.promptChars}`, "messages");
+  return (messages as ChatMessage[]).map((m) => (m.role === "developer" ? { ...m, role: "system" } : m));
+}

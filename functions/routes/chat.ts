@@ -1,0 +1,72 @@
+// POST /v1/chat/completions: the conversation rendered with the model's own chat template,
+// then generated like a completion until an end-of-turn or EOS token.
+
+import type { Context } from "hono";
+import { readJsonBody } from "../api/body";
+import { parseChatRequest } from "../api/chat-request";
+import { ApiError, invalidRequest } from "../api/errors";
+import { ChatMessageError, ChatTemplateError, renderChat } from "../runtime/chat-template";
+import type { LoadedModel } from "../runtime/loader";
+import type { AppContext } from "../app";
+import { leaseAndPrepare } from "./completions";
+import { runToEnd, sseResponse, usage } from "./respond";
+
+export async function chatCompletions(c: Context<AppContext>): Promise<Response> {
+  const request = parseChatRequest(await readJsonBody(c.req.raw));
+  const render = (model: LoadedModel) => {
+    const template = model.tokenizer.chatTemplate;
+    if (!template) {
+      throw invalidRequest(`The model '${request.model}' has no chat template; use /v1/completions`, "model", "no_chat_template");
+    }
+    try {
+      return renderChat(template, request.messages, { bosToken: model.tokenizer.bosToken ?? undefined, eosToken: model.tokenizer.eosToken ?? undefined, addGenerationPrompt: true });
+    } catch (e) {
+      if (e instanceof ChatMessageError || (e instanceof ChatTemplateError && e.fromTemplate)) throw invalidRequest(e.message, "messages");
+      if (e instanceof ChatTemplateError) throw new ApiError(500, `The model's chat template failed: ${e.message}`, "server_error", null, "chat_template_error");
+      throw e;
+    }
+  };
+  const { lease, prepared } = await leaseAndPrepare(c, request.model, (model) => ({
+    prompt: render(model),
+    chat: true,
+    maxTokens: request.maxTokens,
+    temperature: request.temperature,
+    topP: request.topP,
+    seed: request.seed,
+    stop: request.stop,
+  }));
+  const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
+  const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
+
+  if (request.stream) {
+    const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+      ...meta,
+      object: "chat.completion.chunk",
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }],
+    });
+    return sseResponse(lease, prepared, {
+      start(emit) {
+        emit({ ...chunk({ role: "assistant", content: "" }, ids([])), ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}) });
+      },
+      step(emit, step) {
+        if (step.text || request.returnTokenIds) emit(chunk({ content: step.text }, ids(step.tokenId >= 0 ? [step.tokenId] : [])));
+      },
+      finish(emit, summary) {
+        emit(chunk({}, { finish_reason: summary.finishReason, ...ids([]) }));
+        if (request.includeUsage) emit({ ...meta, object: "chat.completion.chunk", choices: [], usage: usage(prepared.promptIds.length, summary.completionIds.length) });
+      },
+    });
+  }
+  try {
+    const { text, summary } = await runToEnd(prepared);
+    return c.json({
+      ...meta,
+      object: "chat.completion",
+      choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
+      usage: usage(prepared.promptIds.length, summary.completionIds.length),
+      ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
+    });
+  } finally {
+    lease.release();
+  }
+}
