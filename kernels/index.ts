@@ -213,6 +213,7 @@ export class Kernels {
    * out[t*rows + r] = sum_c W[r, c] * x[t, c] for t < nTok. For f32/f16 weights `x` is f32
    * activations; for q8_0/q4_0 it must be q8_0-quantized activations (see `quantizeRows` /
    * `linear`). nTok > 1 (prefill) tiles tokens so each weight row is read once per 4 tokens.
+   * `out` must not overlap the inputs (rows are written while x is still being read).
    */
   matmul(dtype: DType, out: Ptr, w: Ptr, x: Ptr, rows: number, cols: number, nTok = 1): void {
     this.shape("matmul", rows, cols, nTok);

@@ -1,7 +1,7 @@
 // Shared helpers for the kernels: f16 conversion (scalar and 4-lane), horizontal reductions and
 // the static scratch area. Everything here is @inline so the hot loops stay free of calls.
 
-export { QK, Q8_0_BLOCK_BYTES, Q4_0_BLOCK_BYTES, DTYPE_F32, DTYPE_F16 } from "../build/formats";
+export { QK, Q8_0_BLOCK_BYTES, Q4_0_BLOCK_BYTES, DTYPE_F16 } from "../build/formats";
 
 /**
  * Scratch for per-call precomputation (activation scales, widened activations): a fixed region
@@ -53,18 +53,6 @@ export function f32ToF16(x: f32): u32 {
   return sign | h;
 }
 
-/**
- * 4 f16 values -> f32x4 for weights and scales: `s` holds the halves in the HIGH 16 bits of each
- * i32 lane. An arithmetic shift by 3 lands sign at bit 31 (bits 28-30 become sign copies, masked
- * off) and exponent/mantissa at f32 positions; the multiply rebases the exponent and handles
- * subnormals exactly. Non-finite halves come out finite (documented contract: weights/scales
- * must be finite), which saves the patch-up of the exact version on the hot path.
- */
-@inline
-export function h2fHigh(s: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(s, 3), i32x4.splat(0x8fffe000)), f32x4.splat(F16_REBIAS));
-}
-
 /** Exact 4-lane f16 -> f32 with the halves in the high 16 bits of each lane (inf/NaN kept). */
 @inline
 export function h2fHighExact(s: v128): v128 {
@@ -73,17 +61,6 @@ export function h2fHighExact(s: v128): v128 {
   const special = i32x4.gt_s(em, i32x4.splat(0x0f7fffff));
   const r = v128.bitselect(v128.or(em, i32x4.splat(0x7f800000)), f, special);
   return v128.or(r, v128.and(s, i32x4.splat(0x80000000)));
-}
-
-/** Lanes of 8 f16 (one v128) -> two f32x4, fast (finite) version. */
-@inline
-export function h2fLo(h: v128): v128 {
-  // interleave with zeros so each half sits in the high 16 bits of an i32 lane
-  return h2fHigh(i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
-}
-@inline
-export function h2fHi(h: v128): v128 {
-  return h2fHigh(i16x8.shuffle(i16x8.splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15));
 }
 
 /** [sum(a), sum(b), sum(c), sum(d)] for f32x4 inputs. */
@@ -114,18 +91,6 @@ export function hsumf(a: v128): f32 {
 export function hmaxf(a: v128): f32 {
   const s = f32x4.max(a, v128.shuffle<f32>(a, a, 2, 3, 0, 1));
   return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
-}
-
-/** Store the first `n` (1..4) lanes of an f32x4 at `p` (contiguous). */
-@inline
-export function storeLanes(p: usize, v: v128, n: i32): void {
-  if (n >= 4) {
-    v128.store(p, v);
-  } else {
-    store<f32>(p, f32x4.extract_lane(v, 0));
-    if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
-    if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
-  }
 }
 
 /** Store the first `n` (1..4) lanes of an f32x4 at p, p+stride, p+2*stride, ... */
