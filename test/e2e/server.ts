@@ -26,9 +26,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startServer(): Promise<RunningServer> {
+/** `prepare` runs before the server starts, with the local KV folder it will serve (e.g. to build more models into it). */
+export async function startServer(prepare?: (persistTo: string) => void): Promise<RunningServer> {
   const port = await freePort();
   const persistTo = mkdtempSync(join(tmpdir(), "edgeinfer-e2e-"));
+  prepare?.(persistTo);
   let output = "";
   const child: ChildProcess = spawn(process.execPath, [join(root, "scripts", "bin", "edgeinfer.js"), "serve", "--port", `${port}`, "--persist-to", persistTo], {
     cwd: root,

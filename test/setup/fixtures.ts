@@ -4,6 +4,8 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
+import { writeHfTokenizerDir } from "../support/hf-fixtures";
 import { join } from "node:path";
 
 export const root = join(import.meta.dirname, "..", "..");
@@ -34,6 +36,16 @@ export interface FixtureModel {
 /** A random-weight model with grouped-query attention (8 heads, 2 kv heads) and its own classifier. */
 export const GQA_MODEL = { id: "gqa-untied", dim: 64, hidden: 172, layers: 2, heads: 8, kvHeads: 2, vocab: 512, seqLen: 96 };
 
+/** A random-weight Qwen2 model in Hugging Face's layout with Qwen's real tokenizer and ChatML template. */
+export const CHAT_MODEL = { id: "tiny-qwen2", family: "qwen2" as const, vocabSize: 151936 };
+
+export function writeChatModelFolder(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeHfTokenizerDir("qwen", { dir });
+  writeTinyHfCheckpoint(dir, { family: CHAT_MODEL.family, vocabSize: CHAT_MODEL.vocabSize, seed: 3, configOverrides: { bos_token_id: 151643, eos_token_id: 151645 } });
+  return dir;
+}
+
 export function buildFixtures(): FixtureModel[] {
   const built: FixtureModel[] = [];
   rmSync(artifactsDir, { recursive: true, force: true });
@@ -50,6 +62,9 @@ export function buildFixtures(): FixtureModel[] {
     edgeinfer(["build", gqa, "--tokenizer", aidreams.tokenizer, "--id", id, "--quant", quant, "--out", join(artifactsDir, "gqa")]);
     built.push({ set: "gqa", id, quant });
   }
+  const chat = writeChatModelFolder(join(artifactsDir, "tiny-qwen2"));
+  edgeinfer(["build", chat, "--id", CHAT_MODEL.id, "--quant", "q8_0", "--out", join(artifactsDir, "hf")]);
+  built.push({ set: "hf", id: CHAT_MODEL.id, quant: "q8_0" });
   if (!existsSync(join(artifactsDir, "aidreams", "models", "aidreams260K"))) throw new Error("fixture build wrote no pointer");
   return built;
 }

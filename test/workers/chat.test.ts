@@ -1,0 +1,75 @@
+// /v1/chat/completions inside workerd, on a Qwen2-layout model the real CLI built from a
+// Hugging Face folder (Qwen's tokenizer and ChatML template).
+
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, seed, sseEvents } from "./support";
+
+const model = "tiny-qwen2";
+const messages = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "Say hello in French, s'il vous plaît 😊" },
+];
+
+beforeAll(async () => {
+  await seed("hf");
+  await seed("aidreams");
+});
+
+async function chat(body: Record<string, unknown>) {
+  const res = await call("/v1/chat/completions", body);
+  const json = (await res.json()) as any;
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+describe("POST /v1/chat/completions", () => {
+  it("renders the model's template and generates what /v1/completions does for the rendered ids", async () => {
+    const reply = await chat({ model, messages, max_tokens: 12, temperature: 0, return_token_ids: true });
+    expect(reply.object).toBe("chat.completion");
+    expect(reply.choices[0].message.role).toBe("assistant");
+    const promptIds: number[] = reply.prompt_token_ids;
+    // ChatML: <|im_start|>system ... <|im_end|> ... and the assistant header to generate after.
+    const imStart = 151644;
+    expect(promptIds[0]).toBe(imStart);
+    expect(promptIds.filter((id) => id === imStart)).toHaveLength(3);
+    expect(reply.usage.prompt_tokens).toBe(promptIds.length);
+
+    const res = await call("/v1/completions", { model, prompt: promptIds, max_tokens: 12, temperature: 0, return_token_ids: true });
+    const plain = (await res.json()) as any;
+    expect(reply.choices[0].token_ids).toEqual(plain.choices[0].token_ids);
+    expect(reply.usage.completion_tokens).toBe(reply.choices[0].token_ids.length);
+  });
+
+  it("streams the same reply in chat.completion.chunk deltas, ending with [DONE]", async () => {
+    const reply = await chat({ model, messages, max_tokens: 12, temperature: 0 });
+    const res = await call("/v1/chat/completions", { model, messages, max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const events = await sseEvents(res);
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
+    expect(chunks[0].choices[0].delta.role).toBe("assistant");
+    const content = chunks.flatMap((c) => c.choices).map((c: any) => c.delta?.content ?? "").join("");
+    expect(content).toBe(reply.choices[0].message.content);
+    expect(chunks.at(-1).usage).toEqual(reply.usage);
+  });
+
+  it("is a clear 400 for a model without a chat template, which still completes", async () => {
+    const res = await call("/v1/chat/completions", { model: "aidreams260K", messages });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.code).toBe("no_chat_template");
+    const plain = await call("/v1/completions", { model: "aidreams260K", prompt: "Once", max_tokens: 3 });
+    expect(plain.status).toBe(200);
+  });
+
+  it("rejects malformed messages naming the field", async () => {
+    for (const [bad, param] of [
+      [[], "messages"],
+      [[{ role: "wizard", content: "x" }], "messages[0].role"],
+      [[{ role: "user", content: 5 }], "messages[0].content"],
+    ] as const) {
+      const res = await call("/v1/chat/completions", { model, messages: bad });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error.param).toBe(param);
+    }
+  });
+});
