@@ -93,6 +93,8 @@ async function fetchFile(hubUrl: string, source: HubSource, file: HubFile, dest:
         received += chunk.byteLength;
         progress(json, `hf:${source.repo} ${file.path} ${(received / 1e6).toFixed(1)}/${(file.size / 1e6).toFixed(1)} MB`);
       }
+    } catch (e) {
+      throw new CliError(`downloading ${file.path} stopped after ${received} of ${file.size} bytes (${(e as Error).message}); run the build again to resume`);
     } finally {
       await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     }
