@@ -93,6 +93,27 @@ export function hmaxf(a: v128): f32 {
   return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
 }
 
+/**
+ * Decode passes read 4 rows at once, one from each quarter of the matrix, so that each of the 4
+ * streams walks its quarter contiguously (adjacent rows would restart 3 hardware-prefetch
+ * streams per pass). Quarter k is additionally rotated by k*quarterShift(Q) rows: streams at
+ * power-of-two distances (f32/f16 matrices) collide in DRAM banks and lose ~25% bandwidth.
+ * Returns the row of lane k (1..3) in pass r (lane 0 is r); rows >= `rows` are padding.
+ */
+@inline
+export function quarterRow(r: i32, k: i32, Q: i32): i32 {
+  return k * Q + (r + k * ((Q >> 2) + 3)) % Q;
+}
+
+/** Store lanes of s to out[r0], out[r1].. (f32), skipping padding rows >= rows. */
+@inline
+export function storeQuarterRows(out: usize, s: v128, r0: i32, r1: i32, r2: i32, r3: i32, rows: i32): void {
+  store<f32>(out + (<usize>r0 << 2), f32x4.extract_lane(s, 0));
+  if (r1 < rows) store<f32>(out + (<usize>r1 << 2), f32x4.extract_lane(s, 1));
+  if (r2 < rows) store<f32>(out + (<usize>r2 << 2), f32x4.extract_lane(s, 2));
+  if (r3 < rows) store<f32>(out + (<usize>r3 << 2), f32x4.extract_lane(s, 3));
+}
+
 /** Store the first `n` (1..4) lanes of an f32x4 at p, p+stride, p+2*stride, ... */
 @inline
 export function storeLanesStrided(p: usize, stride: usize, v: v128, n: i32): void {

@@ -7,7 +7,7 @@
 // not supported on the vector paths (they decode as large finite values).
 // Row/token organisation as in matmul_f32.ts.
 
-import { F16_REBIAS, SCRATCH_BYTES, f16ToF32, hsum4f, scratchBase, storeLanesStrided } from "./common";
+import { F16_REBIAS, SCRATCH_BYTES, f16ToF32, hsum4f, quarterRow, scratchBase, storeLanesStrided, storeQuarterRows } from "./common";
 
 /** Largest |x| for which x * 2^112 stays finite with margin. */
 const PRESCALE_LIMIT: f32 = 32768.0;
@@ -52,10 +52,10 @@ function matvecF16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, c
   const cols8 = cols & ~7;
   const last = w + <usize>(rows - 1) * stride;
   const Q = (rows + 3) >> 2;
-  const qs = <usize>Q * stride;
   for (let r = 0; r < Q; r++) {
+    const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
     const w0 = w + <usize>r * stride;
-    const w1 = min(w0 + qs, last), w2 = min(w0 + 2 * qs, last), w3 = min(w0 + 3 * qs, last);
+    const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let c = 0;
@@ -86,7 +86,7 @@ function matvecF16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, c
       }
       s = f32x4.add(s, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
     }
-    storeLanesStrided(out + (<usize>r << 2), <usize>Q << 2, s, min(4, (rows - r + Q - 1) / Q));
+    storeQuarterRows(out, s, r, r1, r2, r3, rows);
   }
 }
 

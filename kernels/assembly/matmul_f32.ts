@@ -1,9 +1,9 @@
 // f32 matrix x activations. Decode (nTok = 1) is bound by streaming the weights: 4 rows per pass
 // against one x load, the rows taken from the 4 quarters of the matrix so each is one contiguous
-// stream for the hardware prefetcher. Prefill reuses every weight vector for 4 tokens held in
+// stream for the hardware prefetcher (see quarterRow). Prefill reuses every weight vector for 4 tokens held in
 // registers (2 rows, from the two halves), cutting weight traffic per token by 4.
 
-import { hsum4f, storeLanesStrided } from "./common";
+import { hsum4f, quarterRow, storeLanesStrided, storeQuarterRows } from "./common";
 
 /** out[r] for r in [0, rows). Missing rows of the last pass are clamped (duplicate work). */
 function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
@@ -11,10 +11,10 @@ function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
   const cols8 = cols & ~7;
   const last = w + <usize>(rows - 1) * stride;
   const Q = (rows + 3) >> 2;
-  const qs = <usize>Q * stride;
   for (let r = 0; r < Q; r++) {
+    const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
     const w0 = w + <usize>r * stride;
-    const w1 = min(w0 + qs, last), w2 = min(w0 + 2 * qs, last), w3 = min(w0 + 3 * qs, last);
+    const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let c = 0;
@@ -43,7 +43,7 @@ function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
       }
       s = f32x4.add(s, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
     }
-    storeLanesStrided(out + (<usize>r << 2), <usize>Q << 2, s, min(4, (rows - r + Q - 1) / Q));
+    storeQuarterRows(out, s, r, r1, r2, r3, rows);
   }
 }
 

@@ -3,7 +3,7 @@
 // Same organisation as matmul_q8.ts (4 rows from the 4 quarters of the matrix per pass, tokens
 // of a chunk back to back over the same rows).
 
-import { F16_REBIAS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, scratchBase, storeLanesStrided } from "./common";
+import { F16_REBIAS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quarterRow, scratchBase, storeLanesStrided, storeQuarterRows } from "./common";
 
 const WB: usize = <usize>Q4_0_BLOCK_BYTES;
 const XB: usize = <usize>Q8_0_BLOCK_BYTES;
@@ -166,13 +166,14 @@ export function matmulQ4_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
     } else {
       prepare(S, xt, nb, 1);
       const ones = v128.load(S), mask = v128.load(S, 16), low = v128.load(S, 32);
-      // rows r, r+Q, r+2Q, r+3Q: 4 contiguous streams (see matmul_q8.ts)
+      // one row from each quarter of the matrix per pass: 4 contiguous streams (see quarterRow)
       const Q = (rows + 3) >> 2;
       for (let r = 0; r < Q; r++) {
+        const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
         const w0 = w + <usize>r * stride;
-        const w1 = min(w0 + <usize>Q * stride, last), w2 = min(w0 + <usize>(2 * Q) * stride, last), w3 = min(w0 + <usize>(3 * Q) * stride, last);
+        const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
         const acc = pass4(w0, w1, w2, w3, xt, S + HEAD, nb, ones, mask, low);
-        storeLanesStrided(ot + (<usize>r << 2), <usize>Q << 2, acc, min(4, (rows - r + Q - 1) / Q));
+        storeQuarterRows(ot, acc, r, r1, r2, r3, rows);
       }
     }
     t0 += nt;

@@ -6,7 +6,7 @@
 // once and then hit L1. Integer work dominates, so the per-block instruction count (as lowered
 // by V8) is what the loop shape optimises.
 
-import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, scratchBase, storeLanesStrided } from "./common";
+import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quarterRow, scratchBase, storeQuarterRows } from "./common";
 
 const BB: usize = <usize>Q8_0_BLOCK_BYTES;
 /** Scratch: constants (kept in memory so V8 holds them in registers instead of rebuilding them
@@ -98,18 +98,16 @@ export function matmulQ8_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
     prepare(S, xq + <usize>t0 * stride, nb, nt);
     const ones = v128.load(S), mask = v128.load(S, 16);
     const ds = S + HEAD;
-    // Rows r, r+Q, r+2Q, r+3Q: each of the 4 streams walks its quarter of the matrix
-    // contiguously, which keeps the hardware prefetchers on (4 adjacent rows per pass would
-    // restart 3 streams every pass and lose ~half the DRAM bandwidth).
+    // one row from each quarter of the matrix per pass: 4 contiguous streams (see quarterRow)
     const Q = (rows + 3) >> 2;
     for (let r = 0; r < Q; r++) {
+      const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
       const w0 = w + <usize>r * stride;
-      const w1 = min(w0 + <usize>Q * stride, last), w2 = min(w0 + <usize>(2 * Q) * stride, last), w3 = min(w0 + <usize>(3 * Q) * stride, last);
-      const n = min(4, (rows - r + Q - 1) / Q); // valid rows among the 4
+      const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
       for (let t = 0; t < nt; t++) {
         const i = <usize>t * <usize>nb;
         const acc = pass4(w0, w1, w2, w3, xq + (<usize>t0 + <usize>t) * stride, ds + (i << 2), nb, ones, mask);
-        storeLanesStrided(out + (<usize>t0 + <usize>t) * ostride + (<usize>r << 2), <usize>Q << 2, acc, n);
+        storeQuarterRows(out + (<usize>t0 + <usize>t) * ostride, acc, r, r1, r2, r3, rows);
       }
     }
   }
