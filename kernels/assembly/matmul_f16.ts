@@ -101,8 +101,9 @@ function tile4F16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, co
   const y0p = xTail, y1p = xTail + (nt > 1 ? xs : 0), y2p = xTail + (nt > 2 ? 2 * xs : 0), y3p = xTail + (nt > 3 ? 3 * xs : 0);
   const H = (rows + 1) >> 1;
   for (let r = 0; r < H; r++) {
+    const r1 = quarterRow(r, 1, H); // second half, rotated like the decode quarters
     const w0 = w + <usize>r * stride;
-    const w1 = min(w0 + <usize>H * stride, last);
+    const w1 = min(w + <usize>r1 * stride, last);
     let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
     let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
     let c = 0;
@@ -139,7 +140,7 @@ function tile4F16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, co
       s1 = f32x4.add(s1, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t10), 1, t11), 2, t12), 3, t13));
     }
     storeLanesStrided(out + (<usize>r << 2), ostride, s0, nt);
-    if (r + H < rows) storeLanesStrided(out + (<usize>(r + H) << 2), ostride, s1, nt);
+    if (r1 < rows) storeLanesStrided(out + (<usize>r1 << 2), ostride, s1, nt);
   }
 }
 
