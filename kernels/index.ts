@@ -18,6 +18,11 @@
  *   single-threaded wasm.
  * - Instantiation uses `new WebAssembly.Instance(module, ...)` only: Workers forbid compiling
  *   wasm at runtime, so the Module must come from the bundle (Worker) or kernels/node.ts (Node).
+ *
+ * Determinism: results are identical on every engine and CPU. Floating point uses plain IEEE
+ * ops (no relaxed_madd, whose fusing is platform-dependent); relaxed SIMD is used only for the
+ * 8-bit dot products, always with the second operand in [0, 127] where x86 (unsigned bytes) and
+ * ARM (signed) agree and no i16 intermediate can saturate.
  */
 import { DTYPE_CODE, rowBytes, type DType } from "./quant";
 
