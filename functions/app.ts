@@ -2,6 +2,7 @@
 
 import { Hono } from "hono";
 import { ApiError, toApiError } from "./api/errors";
+import { authenticate } from "./auth";
 import type { Env } from "./env";
 import { chatCompletions } from "./routes/chat";
 import { completions } from "./routes/completions";
@@ -13,14 +14,16 @@ export interface AppContext {
   Bindings: Env;
   Variables: {
     models: ModelRegistry;
+    /** The customer the API key belongs to, when one was given. */
+    customer?: string;
     /** Where model pointers live for this caller (per customer once keys exist). */
     modelPointerPrefix?: string;
     modelPointerKey?: (id: string) => string;
   };
 }
 
-export function createApp(kernelsModule: WebAssembly.Module): { app: Hono<AppContext>; models: ModelRegistry } {
-  const models = new ModelRegistry({ kernelsModule });
+export function createApp(kernelsModule: WebAssembly.Module, options: { budgetBytes?: number } = {}): { app: Hono<AppContext>; models: ModelRegistry } {
+  const models = new ModelRegistry({ kernelsModule, budgetBytes: options.budgetBytes });
   const app = new Hono<AppContext>();
 
   app.use("*", async (c, next) => {
@@ -31,6 +34,7 @@ export function createApp(kernelsModule: WebAssembly.Module): { app: Hono<AppCon
   app.get("/healthz", (c) =>
     c.json({ status: "ok", memory: { inUse: models.memoryInUse }, loaded: models.loadedModels }),
   );
+  app.use("/v1/*", authenticate);
   app.get("/v1/models", listModels);
   app.post("/v1/completions", completions);
   app.post("/v1/chat/completions", chatCompletions);

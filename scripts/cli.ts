@@ -2,12 +2,21 @@
 // only dispatches, and turns errors into one clear line (or one JSON object with --json).
 
 import { buildCommand } from "./commands/build";
+import { deployCommand } from "./commands/deploy";
+import { customersCommand, gcCommand, keysCommand, modelsCommand, removeCommand, rollbackCommand } from "./commands/tenancy";
 import { genRandomCommand } from "./commands/gen-random";
 import { serveCommand } from "./commands/serve";
 import { CliError, type Command } from "./commands/command";
 
 const commands: Record<string, Command> = {
   build: buildCommand,
+  deploy: deployCommand,
+  customers: customersCommand,
+  models: modelsCommand,
+  keys: keysCommand,
+  remove: removeCommand,
+  rollback: rollbackCommand,
+  gc: gcCommand,
   serve: serveCommand,
   "gen-random": genRandomCommand,
 };

@@ -6,6 +6,11 @@
 //   tokenizers/<sha256>  the tokenizer file as built (content-addressed)
 //   manifests/<sha256>   a manifest (content-addressed: JSON below)
 //   models/<id>          pointer {manifest, previous} to the live version, written last
+//                        (open models, served without a key while no customer exists)
+//   customers/<c>/record            the customer: {name, keyHash, createdAt}
+//   customers/<c>/models/<id>       pointer to a customer's model (as models/<id>)
+//   keys/<sha256 of API key>        {customer}: who a key belongs to (keys are never stored)
+//   config/auth-required            present once any customer exists: every request needs a key
 
 import type { DType } from "../../kernels/quant";
 import type { ModelConfig } from "./description";
@@ -26,7 +31,23 @@ export const kvKeys = {
   manifest: (sha256: string) => `manifests/${sha256}`,
   modelPointer: (id: string) => `models/${id}`,
   modelPointerPrefix: "models/",
+  customerRecord: (customer: string) => `customers/${customer}/record`,
+  customerModelPointer: (customer: string, id: string) => `customers/${customer}/models/${id}`,
+  customerModelPrefix: (customer: string) => `customers/${customer}/models/`,
+  customersPrefix: "customers/",
+  apiKey: (keyHash: string) => `keys/${keyHash}`,
+  authRequired: "config/auth-required",
 } as const;
+
+export interface CustomerRecord {
+  name: string;
+  /** sha256 (hex) of the customer's current API key. */
+  keyHash: string;
+  createdAt: string;
+}
+
+/** Customer names: what can sit in a KV key and a URL without escaping. */
+export const CUSTOMER_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
  * llama2c: llama2.c's tokenizer.bin as is. hf: a JSON object holding a Hugging Face model's

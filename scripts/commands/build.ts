@@ -73,8 +73,26 @@ export const buildCommand: Command = {
   },
 };
 
-/** Builds and publishes; writes to `target` when given (kept open), else opens the one `req` names. */
-export async function buildModel(req: BuildRequest, target?: KvTarget): Promise<BuildOutcome> {
+/**
+ * Builds and publishes under `pointerKey` (default: the open model id); writes to `target`
+ * when given (kept open), else opens the one `req` names.
+ */
+export async function buildModel(req: BuildRequest, target?: KvTarget, pointerKey?: string): Promise<BuildOutcome> {
+  const artifacts = await buildArtifactsFor(req);
+  const kv = target ?? (await openKvTarget({ remote: req.remote, persistTo: req.persistTo, outDir: req.outDir }));
+  try {
+    const published = await publishArtifacts(kv, artifacts, pointerKey, (done, total, key) =>
+      progress(req.json, total === 0 ? "KV: nothing new to write" : `writing to ${kv.description} [${done}/${total}] ${key}`),
+    );
+    endProgress(req.json);
+    return { artifacts, published, target: kv.description };
+  } finally {
+    if (!target) await kv.close();
+  }
+}
+
+/** Import, check the memory budget, quantize and shard: everything short of writing. */
+export async function buildArtifactsFor(req: BuildRequest): Promise<BuildArtifacts> {
   try {
     checkModelId(req.id);
   } catch (e) {
@@ -103,16 +121,7 @@ export async function buildModel(req: BuildRequest, target?: KvTarget): Promise<
     throw new CliError((e as Error).message);
   }
   endProgress(req.json);
-  const kv = target ?? (await openKvTarget({ remote: req.remote, persistTo: req.persistTo, outDir: req.outDir }));
-  try {
-    const published = await publishArtifacts(kv, artifacts, undefined, (done, total, key) =>
-      progress(req.json, total === 0 ? "KV: nothing new to write" : `writing to ${kv.description} [${done}/${total}] ${key}`),
-    );
-    endProgress(req.json);
-    return { artifacts, published, target: kv.description };
-  } finally {
-    if (!target) await kv.close();
-  }
+  return artifacts;
 }
 
 export function printBuild({ artifacts, published, target }: BuildOutcome, json: boolean): void {

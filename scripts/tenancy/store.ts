@@ -1,0 +1,159 @@
+// Customers, their keys and their model pointers, as the CLI keeps them in KV (layout in
+// functions/model/manifest.ts). API keys are shown once and stored only as sha256.
+
+import { randomBytes } from "node:crypto";
+import { sha256Hex } from "../../functions/model/hash";
+import {
+  CUSTOMER_NAME_RE,
+  kvKeys,
+  parseManifest,
+  parseModelPointer,
+  type CustomerRecord,
+  type Manifest,
+  type ModelPointer,
+} from "../../functions/model/manifest";
+import { CliError } from "../commands/command";
+import type { KvTarget } from "../kv/targets";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+export function checkCustomerName(name: string): void {
+  if (!CUSTOMER_NAME_RE.test(name)) throw new CliError(`customer name '${name}' must be 1-63 lowercase letters, digits or '-', starting with a letter or digit`);
+}
+
+export function newApiKey(): string {
+  return `ei_${randomBytes(32).toString("base64url")}`;
+}
+
+export async function readCustomer(kv: KvTarget, name: string): Promise<CustomerRecord | null> {
+  const bytes = await kv.get(kvKeys.customerRecord(name));
+  return bytes ? (JSON.parse(decode(bytes)) as CustomerRecord) : null;
+}
+
+/** Creates the customer if new; returns its record and, only when created, its API key. */
+export async function ensureCustomer(kv: KvTarget, name: string): Promise<{ record: CustomerRecord; apiKey: string | null }> {
+  checkCustomerName(name);
+  const existing = await readCustomer(kv, name);
+  if (existing) return { record: existing, apiKey: null };
+  const apiKey = newApiKey();
+  const record: CustomerRecord = { name, keyHash: await sha256Hex(apiKey), createdAt: new Date().toISOString() };
+  // Key index first, record second, the auth switch last: a half-done creation grants nothing.
+  await kv.put(kvKeys.apiKey(record.keyHash), text(JSON.stringify({ customer: name })));
+  await kv.put(kvKeys.customerRecord(name), text(JSON.stringify(record)));
+  await kv.put(kvKeys.authRequired, text("1"));
+  return { record, apiKey };
+}
+
+export async function rotateKey(kv: KvTarget, name: string): Promise<string> {
+  const record = await readCustomer(kv, name);
+  if (!record) throw new CliError(`no customer '${name}'`);
+  const apiKey = newApiKey();
+  const next: CustomerRecord = { ...record, keyHash: await sha256Hex(apiKey) };
+  await kv.put(kvKeys.apiKey(next.keyHash), text(JSON.stringify({ customer: name })));
+  await kv.put(kvKeys.customerRecord(name), text(JSON.stringify(next)));
+  await kv.delete(kvKeys.apiKey(record.keyHash));
+  return apiKey;
+}
+
+export async function listCustomers(kv: KvTarget): Promise<string[]> {
+  const keys = await kv.list(kvKeys.customersPrefix);
+  return keys.filter((k) => k.endsWith("/record")).map((k) => k.slice(kvKeys.customersPrefix.length, -"/record".length)).sort();
+}
+
+export async function readPointerAt(kv: KvTarget, key: string): Promise<ModelPointer | null> {
+  const bytes = await kv.get(key);
+  return bytes ? parseModelPointer(decode(bytes)) : null;
+}
+
+export async function readManifestBySha(kv: KvTarget, sha: string): Promise<Manifest | null> {
+  const bytes = await kv.get(kvKeys.manifest(sha));
+  return bytes ? parseManifest(decode(bytes)) : null;
+}
+
+export interface ModelSummary {
+  id: string;
+  manifest: string;
+  previous: string | null;
+  quant: string;
+  architecture: string;
+  weightsBytes: number;
+  memoryBytes: number;
+}
+
+export async function listCustomerModels(kv: KvTarget, customer: string): Promise<ModelSummary[]> {
+  const prefix = kvKeys.customerModelPrefix(customer);
+  const out: ModelSummary[] = [];
+  for (const key of await kv.list(prefix)) {
+    const pointer = await readPointerAt(kv, key);
+    if (!pointer) continue;
+    const manifest = await readManifestBySha(kv, pointer.manifest);
+    out.push({
+      id: key.slice(prefix.length),
+      manifest: pointer.manifest,
+      previous: pointer.previous,
+      quant: manifest?.quant ?? "?",
+      architecture: manifest?.architecture ?? "?",
+      weightsBytes: manifest?.weights.bytes ?? 0,
+      memoryBytes: manifest?.memory.total ?? 0,
+    });
+  }
+  return out;
+}
+
+/** Points the model back at its previous version (whose data must still be complete). */
+export async function rollback(kv: KvTarget, customer: string, id: string): Promise<ModelPointer> {
+  const key = kvKeys.customerModelPointer(customer, id);
+  const pointer = await readPointerAt(kv, key);
+  if (!pointer) throw new CliError(`customer '${customer}' has no model '${id}'`);
+  if (!pointer.previous) throw new CliError(`model '${id}' of '${customer}' has no previous version to return to`);
+  const manifest = await readManifestBySha(kv, pointer.previous);
+  if (!manifest) throw new CliError(`the previous version's manifest ${pointer.previous} is gone (collected?)`);
+  const present = new Set(await kv.list("shards/"));
+  const missing = manifest.weights.shards.filter((s) => !present.has(kvKeys.shard(s.sha256)));
+  if (missing.length > 0) throw new CliError(`the previous version lacks ${missing.length} shard(s) in KV; not rolling back`);
+  const next = { manifest: pointer.previous, previous: pointer.manifest };
+  await kv.put(key, text(JSON.stringify(next)));
+  return next;
+}
+
+export async function removeModel(kv: KvTarget, customer: string, id: string): Promise<void> {
+  const key = kvKeys.customerModelPointer(customer, id);
+  if (!(await kv.get(key))) throw new CliError(`customer '${customer}' has no model '${id}'`);
+  await kv.delete(key);
+}
+
+export interface GcPlan {
+  keep: { manifests: number; shards: number; tokenizers: number };
+  remove: string[];
+  bytes: number;
+}
+
+/**
+ * What no live or previous version references: every manifest named by a pointer (open or
+ * a customer's, live or previous) keeps its shards and tokenizer; everything else goes.
+ */
+export async function planGc(kv: KvTarget): Promise<GcPlan> {
+  const pointerKeys = [...(await kv.list(kvKeys.modelPointerPrefix)), ...(await kv.list(kvKeys.customersPrefix)).filter((k) => k.includes("/models/"))];
+  const manifests = new Set<string>();
+  for (const key of pointerKeys) {
+    const p = await readPointerAt(kv, key);
+    if (!p) continue;
+    manifests.add(p.manifest);
+    if (p.previous) manifests.add(p.previous);
+  }
+  const keep = new Set<string>();
+  for (const sha of manifests) {
+    const m = await readManifestBySha(kv, sha);
+    if (!m) continue;
+    keep.add(kvKeys.manifest(sha));
+    keep.add(kvKeys.tokenizer(m.tokenizer.sha256));
+    for (const s of m.weights.shards) keep.add(kvKeys.shard(s.sha256));
+  }
+  const candidates = [...(await kv.list("shards/")), ...(await kv.list("tokenizers/")), ...(await kv.list("manifests/"))];
+  const remove = candidates.filter((k) => !keep.has(k));
+  let bytes = 0;
+  for (const k of remove) bytes += (await kv.get(k))?.byteLength ?? 0;
+  const count = (prefix: string) => [...keep].filter((k) => k.startsWith(prefix)).length;
+  return { keep: { manifests: count("manifests/"), shards: count("shards/"), tokenizers: count("tokenizers/") }, remove, bytes };
+}
