@@ -3,7 +3,7 @@
 // their isolated KV; end-to-end tests build into wrangler dev's local KV instead.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
 import { writeHfTokenizerDir } from "../support/hf-fixtures";
 import { join } from "node:path";
@@ -62,9 +62,34 @@ export function buildFixtures(): FixtureModel[] {
     edgeinfer(["build", gqa, "--tokenizer", aidreams.tokenizer, "--id", id, "--quant", quant, "--out", join(artifactsDir, "gqa")]);
     built.push({ set: "gqa", id, quant });
   }
+  buildTenants(gqa);
+  built.push({ set: "tenants", id: "story", quant: "f32" });
   const chat = writeChatModelFolder(join(artifactsDir, "tiny-qwen2"));
   edgeinfer(["build", chat, "--id", CHAT_MODEL.id, "--quant", "q8_0", "--out", join(artifactsDir, "hf")]);
   built.push({ set: "hf", id: CHAT_MODEL.id, quant: "q8_0" });
   if (!existsSync(join(artifactsDir, "aidreams", "models", "aidreams260K"))) throw new Error("fixture build wrote no pointer");
   return built;
+}
+
+/**
+ * Two customers deployed by the CLI into the "tenants" set, with a history to test: acme's
+ * "story" deployed at f32, redeployed at q4_0, rolled back to f32; acme's "extra" deployed,
+ * removed and collected; acme's key rotated. Keys and manifests go to tenants.json.
+ */
+export function buildTenants(gqaCheckpoint: string): void {
+  const out = join(artifactsDir, "tenants");
+  const tok = ["--tokenizer", aidreams.tokenizer];
+  const acme1 = edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "story", "--quant", "f32", "--out", out]);
+  const globex = edgeinfer(["deploy", "globex", "--model", gqaCheckpoint, ...tok, "--id", "helper", "--quant", "q8_0", "--out", out]);
+  const acme2 = edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "story", "--quant", "q4_0", "--out", out]);
+  const rolledBack = edgeinfer(["rollback", "acme", "story", "--out", out]);
+  edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "extra", "--quant", "q8_0", "--out", out]);
+  edgeinfer(["remove", "acme", "extra", "--out", out]);
+  const gc = edgeinfer(["gc", "--out", out]);
+  const rotated = edgeinfer(["keys", "rotate", "acme", "--out", out]);
+  writeFileSync(join(artifactsDir, "tenants.json"), JSON.stringify({
+    keys: { acme: { old: acme1.apiKey, current: rotated.apiKey }, globex: globex.apiKey },
+    story: { v1: acme1.manifest, v2: acme2.manifest, live: rolledBack.manifest },
+    gcRemoved: gc.removed,
+  }));
 }
