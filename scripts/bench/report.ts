@@ -1,0 +1,118 @@
+// The bench result as text tables for people (the JSON is for machines).
+
+import { VARIANT_NOTES } from "./ort";
+import type { BenchResult } from "./run";
+
+const MiB = 1024 * 1024;
+
+function table(header: string[], rows: string[][], rightAlign: (col: number) => boolean): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (rightAlign(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+const num = (n: number | null | undefined, digits = 1) => (n === null || n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));
+const mib = (n: number | null | undefined) => (n === null || n === undefined ? "-" : (n / MiB).toFixed(1));
+const gb = (n: number) => (n / 1e9).toFixed(1);
+
+export function formatReport(r: BenchResult): string {
+  const out: string[] = [];
+  const env = r.env as Record<string, unknown>;
+  out.push(`edgeinfer bench (${r.mode}) ${r.startedAt}: Node ${env.node}, ${env.cpu}, ${env.cores} cores, load ${(env.loadAverage as number[]).join(" ")} -> ${(env.loadAverageAtEnd as number[]).join(" ")}; commit ${env.commit}${(env.kernelsDirty as string[]).length ? " (kernels/ has uncommitted changes: measured as in the working tree)" : ""}`);
+  out.push("");
+  const rf = r.roofline;
+  out.push(`Roofline (one thread, wasm SIMD): read bandwidth ${gb(rf.bandwidth)} GB/s over ${rf.bufferBytes >> 20} MiB (1 stream ${gb(rf.bandwidthOneStream)}, 4 streams ${gb(rf.bandwidthFourStreams)}); ` +
+    rf.bandwidthCacheSized.map((c) => `${c.bytes >> 20} MiB buffer ${gb(c.bandwidth)} GB/s`).join(", ") + ".");
+  out.push(`  peak multiply-adds: relaxed i8 dot ${gb(rf.macsPerSecond.relaxedDotI8)} G/s, relaxed i8 dot+add ${gb(rf.macsPerSecond.relaxedDotI8Add)} G/s, i16 dot ${gb(rf.macsPerSecond.dotI16)} G/s, f32 mul+add ${gb(rf.macsPerSecond.f32MulAdd)} G/s`);
+  out.push("");
+
+  out.push("Models (in process on Node 22 unless marked; decode: one token at a time after a 32-token prompt, median per token; prefill: 128 tokens through forward())");
+  const rows: string[][] = [];
+  for (const m of r.models) {
+    if (!m.fits) {
+      rows.push([m.shape, m.quant, `does not fit: needs ${mib(m.plan.total)} MiB (weights ${mib(m.plan.weights)}, KV cache ${mib(m.plan.kvCache)}) of the ${mib(m.plan.budget)} MiB budget`]);
+      continue;
+    }
+    const p = m.inProcess!;
+    const c = m.coldStart;
+    rows.push([
+      m.shape,
+      m.quant,
+      mib(m.tokenCost!.bytes),
+      num(p.decodeTokensPerSecond),
+      num(m.roofline!.bound),
+      `${num(100 * m.roofline!.fraction, 0)}%`,
+      num(m.matmulOnly?.oursTokensPerSecond),
+      num(m.matmulOnly?.ortTokensPerSecond),
+      num(p.prefillTokensPerSecond),
+      `${num(p.prefillTokensPerSecond / p.decodeTokensPerSecond, 2)}x`,
+      mib(p.peakBytes),
+      c ? num(c.coldMs, 0) : m.coldStartError ? "error" : "-",
+      c ? num(c.warmMs, 0) : "-",
+      c ? num(c.serverStartMs, 0) : "-",
+      c ? mib(c.workerMemoryBytes) : "-",
+      c ? mib(c.rssGrowthFullContextBytes ?? c.rssGrowthColdBytes) : "-",
+    ]);
+  }
+  const header = ["model", "quant", "MiB/tok", "decode t/s", "roof t/s", "%roof", "ours mm t/s", "ort mm t/s", "prefill t/s", "pf/dec", "peak MiB", "cold ms", "warm ms", "start ms", "worker MiB", "RSS+ MiB"];
+  const wide = rows.filter((row) => row.length > 3);
+  const narrow = rows.filter((row) => row.length <= 3);
+  out.push(table(header, wide, (i) => i >= 2));
+  for (const row of narrow) out.push(`${row[0]} ${row[1]}: ${row[2]}`);
+  out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
+  out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
+  out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");
+  out.push("  peak MiB: the model's wasm memory (one sequence, full context) + its planned tokenizer share; generated to the full context in process.");
+  out.push("  cold ms: under wrangler dev (workerd), the first completion (max_tokens 1) on a just-started server: load from local KV + prefill + 1 token;");
+  out.push("  warm ms: the same request again; start ms: the server's own startup (spawn until /healthz), not in cold ms;");
+  out.push("  worker MiB: what the Worker says the loaded model holds (/healthz; spare memory goes to extra KV caches); RSS+ MiB: workerd's resident");
+  out.push("  memory growth (peak, summed over its processes) during a request filling the whole context: a cross-check, includes miniflare's KV service.");
+  const heap = r.models.filter((m) => m.inProcess && m.inProcess.fullContextTokens > 0);
+  if (heap.length) out.push(`  JS heap growth while generating to the full context in process: ${heap.map((m) => `${m.shape} ${m.quant} ${(m.inProcess!.fullContextHeapGrowthBytes / 1024).toFixed(0)} KiB`).join(", ")} (everything else is preallocated).`);
+  for (const m of r.models) if (m.coldStartError) out.push(`  ${m.shape} ${m.quant} cold start failed: ${m.coldStartError.split("\n")[0]}`);
+  out.push("");
+
+  if (r.products.length) {
+    out.push("One matrix-vector product (M = 1), ours vs onnxruntime-web (wasm, 1 thread, SIMD); median ms per product; speed-up = ORT's best / ours");
+    const prow = r.products.map((p) => [
+      p.shape,
+      p.label,
+      p.quant,
+      String(p.copies),
+      p.oursMs.toFixed(4),
+      p.ortBest ? p.ortBest.ms.toFixed(4) : "-",
+      p.ortBest?.variant ?? "none ran",
+      p.speedup === null ? "-" : `${p.speedup.toFixed(2)}x`,
+      p.ort.map((v) => `${v.variant} ${v.ms === null ? "failed" : v.ms.toFixed(4)}`).join(", "),
+    ]);
+    out.push(table(["model", "shape", "quant", "copies", "ours ms", "ort ms", "ort best", "speed-up", "every ORT variant (ms)"], prow, (i) => i >= 3 && i <= 7 && i !== 6));
+    const failures = new Map<string, string>();
+    for (const p of r.products) for (const v of p.ort) if (v.error) failures.set(v.variant, v.error);
+    for (const [v, e] of failures) out.push(`  ${v} failed: ${e}`);
+    const checks = r.products.flatMap((p) => p.ort.filter((v) => v.relRms !== undefined).map((v) => v.relRms!));
+    const ours = r.products.filter((p) => p.oursRelRms !== undefined).map((p) => p.oursRelRms!);
+    if (checks.length) out.push(`  outputs vs a float64 reference on the same weights: ORT exact-value variants rel. RMS <= ${Math.max(...checks).toExponential(1)}; ours <= ${Math.max(...ours).toExponential(1)} (q8_0 activations for quantized weights)`);
+    out.push("  copies: distinct weight copies each side cycles through (same working set for both).");
+    const used = new Set(r.products.flatMap((p) => p.ort.map((v) => v.variant)));
+    for (const v of used) out.push(`  ${v}: ${VARIANT_NOTES[v]}`);
+    out.push("");
+  }
+
+  if (r.bundle) {
+    const b = r.bundle;
+    out.push(`Worker bundle (${b.method}${b.note ? `; ${b.note}` : ""}): script ${b.script.bytes} B (gzip ${b.script.gzipBytes}), ` +
+      b.wasm.map((w) => `${w.name} ${w.bytes} B (gzip ${w.gzipBytes})`).join(", ") + `; total ${b.totalBytes} B, gzip ${b.totalGzipBytes} B` + (b.wranglerSummary ? ` [wrangler: ${b.wranglerSummary}]` : ""));
+    out.push(`onnxruntime-web: ${b.ort.wasm.name} ${b.ort.wasm.bytes} B (gzip ${b.ort.wasm.gzipBytes}), JS ${b.ort.js.map((f) => `${f.name} ${f.bytes} B (gzip ${f.gzipBytes})`).join(", ")}; ` +
+      `${(b.ort.totalGzipBytes / b.totalGzipBytes).toFixed(0)}x our gzip total`);
+    out.push("");
+  } else if (r.bundleError) {
+    out.push(`Worker bundle: failed: ${r.bundleError}`);
+    out.push("");
+  }
+
+  out.push("Targets");
+  for (const t of r.targets) out.push(`${t.status.padEnd(4)}  ${t.name}: ${t.detail}`);
+  out.push("");
+  out.push(`bench took ${(r.durationMs / 1000).toFixed(0)} s`);
+  return out.join("\n");
+}

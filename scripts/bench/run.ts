@@ -1,0 +1,221 @@
+// The whole benchmark: roofline probe, models in process (decode, prefill, memory), products
+// against onnxruntime-web, cold start and memory under workerd, bundle size; then targets.
+
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { KERNELS_WASM_PATH } from "../../kernels/node";
+import type { MemoryPlan } from "../../functions/model/manifest";
+import { projectRoot } from "../paths";
+import { measureBundle, type BundleSizes } from "./bundle";
+import { buildIntoLocalKv, measureColdStart, type ColdStartResult } from "./coldstart";
+import { compareShape, type CompareOptions, type ShapeComparison } from "./compare";
+import {
+  ensureBuilt,
+  ensureCheckpoint,
+  modelId,
+  planFor,
+  productShapes,
+  runInProcess,
+  shapeConfig,
+  tokenCost,
+  type InProcessResult,
+  type RunOptions,
+  type ShapeName,
+  type TokenCost,
+} from "./models";
+import { BENCH_DIR, runRoofline, type Roofline, type RooflineOptions } from "./roofline";
+import { evaluateTargets, type Target } from "./targets";
+import type { BenchQuant } from "./weights";
+
+export interface BenchOptions {
+  quick: boolean;
+  shapes: ShapeName[];
+  quants: BenchQuant[];
+  tokenizer: string;
+  /** Which models get a cold start under workerd. */
+  coldStart: (shape: ShapeName, quant: BenchQuant) => boolean;
+  /** Which models get the full-context request under workerd. */
+  coldStartFullContext: boolean;
+  ort: boolean;
+  bundle: boolean;
+  roofline: RooflineOptions;
+  run: RunOptions;
+  fullContextInProcess: boolean;
+  compare: CompareOptions;
+  warmReps: number;
+  log: (line: string) => void;
+}
+
+export function defaultOptions(quick: boolean, tokenizer: string, log: (line: string) => void): BenchOptions {
+  return {
+    quick,
+    shapes: quick ? ["stories15M"] : ["stories15M", "stories42M", "stories110M"],
+    quants: quick ? ["q8_0", "q4_0"] : ["f32", "q8_0", "q4_0"],
+    tokenizer,
+    coldStart: quick ? (s, q) => s === "stories15M" && q === "q8_0" : () => true,
+    coldStartFullContext: true,
+    ort: true,
+    bundle: true,
+    roofline: quick ? { bufferBytes: 64 << 20, passes: 3, computeMs: 40 } : { bufferBytes: 256 << 20, passes: 7, computeMs: 200 },
+    run: quick
+      ? { promptTokens: 32, decodeTokens: 16, decodeWarmup: 8, decodeReps: 2, prefillTokens: 128, prefillReps: 2 }
+      : { promptTokens: 32, decodeTokens: 32, decodeWarmup: 16, decodeReps: 4, prefillTokens: 128, prefillReps: 5 },
+    fullContextInProcess: true,
+    compare: quick
+      ? { warmup: 2, reps: 3, workingSetBytes: 16 << 20, minCopies: 2, maxCopies: 8, check: true }
+      : { warmup: 3, reps: 9, workingSetBytes: 64 << 20, minCopies: 4, maxCopies: 32, check: true },
+    warmReps: quick ? 2 : 5,
+    log,
+  };
+}
+
+export interface ModelResult {
+  shape: ShapeName;
+  quant: BenchQuant;
+  id: string;
+  fits: boolean;
+  plan: MemoryPlan;
+  /** Why it was not run (does not fit). */
+  skipped?: string;
+  tokenCost?: TokenCost;
+  inProcess?: InProcessResult;
+  roofline?: { bandwidthBound: number; computeBound: number; bound: number; fraction: number };
+  /** Tokens/s the matrix products alone would allow: ours and onnxruntime-web's (sum of per-shape medians). */
+  matmulOnly?: { oursTokensPerSecond: number; ortTokensPerSecond: number | null; ortMissing: string[] };
+  coldStart?: ColdStartResult & { buildMs: number; buildCached: boolean };
+  coldStartError?: string;
+}
+
+export interface BenchResult {
+  ok: true;
+  mode: "quick" | "full";
+  startedAt: string;
+  durationMs: number;
+  env: Record<string, unknown>;
+  roofline: Roofline;
+  models: ModelResult[];
+  products: Array<ShapeComparison & { shape: ShapeName; label: string; count: number }>;
+  bundle?: BundleSizes;
+  bundleError?: string;
+  targets: Target[];
+}
+
+function environment(): Record<string, unknown> {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync("git", args, { cwd: projectRoot, encoding: "utf8" }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const kernels = existsSync(KERNELS_WASM_PATH) ? createHash("sha256").update(readFileSync(KERNELS_WASM_PATH)).digest("hex").slice(0, 16) : null;
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
+    commit: git(["rev-parse", "--short", "HEAD"]),
+    /** Uncommitted changes under kernels/ when the bench ran (the kernels measured are the working tree's). */
+    kernelsDirty: (git(["status", "--porcelain", "--", "kernels"]) ?? "").split("\n").filter(Boolean),
+    kernelsWasmSha256: kernels,
+  };
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchResult> {
+  const started = Date.now();
+  const env = environment();
+  o.log(`roofline probe (${o.roofline.bufferBytes >> 20} MiB buffer)`);
+  const roofline = runRoofline(o.roofline);
+  const tokenizerBytes = readFileSync(o.tokenizer).byteLength;
+
+  const models: ModelResult[] = [];
+  for (const shape of o.shapes) {
+    for (const quant of o.quants) {
+      const { plan, fits, advice } = planFor(shape, quant, tokenizerBytes);
+      const m: ModelResult = { shape, quant, id: modelId(shape, quant), fits, plan };
+      models.push(m);
+      if (!fits) {
+        m.skipped = `does not fit: needs ${plan.total} bytes, budget ${plan.budget}. ${advice}`;
+        o.log(`${shape} ${quant}: does not fit`);
+        continue;
+      }
+      o.log(`${shape} ${quant}: building (cached in .edgeinfer/bench)`);
+      const built = await ensureBuilt(shape, quant, o.tokenizer);
+      o.log(`${shape} ${quant}: decode and prefill in process`);
+      m.inProcess = await runInProcess(built, o.run, o.fullContextInProcess);
+      m.tokenCost = tokenCost(built.manifest);
+      const bandwidthBound = roofline.bandwidth / m.tokenCost.bytes;
+      const computeBound = (quant === "f32" ? roofline.f32MacsPerSecond : roofline.intMacsPerSecond) / m.tokenCost.macs;
+      const bound = Math.min(bandwidthBound, computeBound);
+      m.roofline = { bandwidthBound, computeBound, bound, fraction: m.inProcess.decodeTokensPerSecond / bound };
+    }
+  }
+
+  const products: BenchResult["products"] = [];
+  if (o.ort) {
+    for (const shape of o.shapes) {
+      for (const quant of o.quants) {
+        const m = models.find((x) => x.shape === shape && x.quant === quant)!;
+        if (!m.fits) continue;
+        for (const s of productShapes(shapeConfig(shape))) {
+          o.log(`onnxruntime-web vs ours: ${shape} ${s.label} ${quant}`);
+          const c = await compareShape(quant, s.rows, s.cols, o.compare);
+          products.push({ ...c, shape, label: s.label, count: s.count });
+        }
+        const mine = products.filter((p) => p.shape === shape && p.quant === quant);
+        const ours = mine.reduce((t, p) => t + p.count * p.oursMs, 0);
+        const missing = mine.filter((p) => !p.ortBest).map((p) => p.label);
+        const ort = missing.length ? null : mine.reduce((t, p) => t + p.count * p.ortBest!.ms, 0);
+        m.matmulOnly = { oursTokensPerSecond: 1000 / ours, ortTokensPerSecond: ort === null ? null : 1000 / ort, ortMissing: missing };
+      }
+    }
+  }
+
+  const kvDir = join(BENCH_DIR, "kv");
+  for (const m of models) {
+    if (!m.fits || !o.coldStart(m.shape, m.quant)) continue;
+    try {
+      o.log(`${m.shape} ${m.quant}: edgeinfer build into local KV`);
+      const build = await buildIntoLocalKv(ensureCheckpoint(m.shape), o.tokenizer, m.id, m.quant, kvDir);
+      o.log(`${m.shape} ${m.quant}: cold start under wrangler dev`);
+      const config = shapeConfig(m.shape);
+      const cs = await measureColdStart(m.id, config.seqLen, config.vocabSize, { persistTo: kvDir, fullContext: o.coldStartFullContext, warmReps: o.warmReps, startTimeoutMs: 120_000 });
+      m.coldStart = { ...cs, buildMs: build.buildMs, buildCached: build.cached };
+    } catch (e) {
+      m.coldStartError = (e as Error).message;
+      o.log(`${m.shape} ${m.quant}: cold start failed: ${m.coldStartError.split("\n")[0]}`);
+    }
+  }
+
+  let bundle: BundleSizes | undefined;
+  let bundleError: string | undefined;
+  if (o.bundle) {
+    o.log("bundle size (wrangler deploy --dry-run)");
+    try {
+      bundle = await measureBundle();
+    } catch (e) {
+      bundleError = (e as Error).message;
+    }
+  }
+
+  const result: BenchResult = {
+    ok: true,
+    mode: o.quick ? "quick" : "full",
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    env: { ...env, loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
+    roofline,
+    models,
+    products,
+    bundle,
+    bundleError,
+    targets: [],
+  };
+  result.targets = evaluateTargets(result);
+  result.durationMs = Date.now() - started;
+  return result;
+}

@@ -1,0 +1,103 @@
+// The issue's targets, evaluated on a bench result. They are printed as PASS / FAIL / SKIP
+// lines and never fail the process.
+
+import { ISOLATE_MEMORY_BYTES } from "../../functions/model/memory";
+import type { BenchResult, ModelResult } from "./run";
+
+export interface Target {
+  name: string;
+  status: "PASS" | "FAIL" | "SKIP";
+  /** The numbers behind the verdict, in words. */
+  detail: string;
+}
+
+const MiB = 1024 * 1024;
+const f1 = (n: number) => n.toFixed(1);
+
+export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode">): Target[] {
+  const model = (shape: string, quant: string): ModelResult | undefined => r.models.find((m) => m.shape === shape && m.quant === quant);
+  const skip = (name: string, why: string): Target => ({ name, status: "SKIP", detail: why });
+  const verdict = (name: string, ok: boolean, detail: string): Target => ({ name, status: ok ? "PASS" : "FAIL", detail });
+  const out: Target[] = [];
+
+  {
+    const name = "q8_0 decode on stories15M >= 75% of its roofline";
+    const m = model("stories15M", "q8_0");
+    if (!m?.inProcess || !m.roofline) out.push(skip(name, "not measured"));
+    else {
+      const bw = m.roofline.bandwidthBound <= m.roofline.computeBound;
+      out.push(verdict(name, m.roofline.fraction >= 0.75,
+        `${f1(m.inProcess.decodeTokensPerSecond)} tok/s = ${f1(100 * m.roofline.fraction)}% of ${f1(m.roofline.bound)} tok/s (${bw ? "bandwidth" : "compute"}-bound: ${m.tokenCost!.bytes} B/token)`));
+    }
+  }
+  {
+    const name = "every quantized product >= 2x onnxruntime-web's on the same shape";
+    const q = r.products.filter((p) => p.quant !== "f32");
+    const measured = q.filter((p) => p.speedup !== null);
+    if (measured.length === 0) out.push(skip(name, "not measured"));
+    else {
+      const worst = measured.reduce((a, b) => (b.speedup! < a.speedup! ? b : a));
+      const failing = measured.filter((p) => p.speedup! < 2);
+      const detail = `worst ${worst.speedup!.toFixed(2)}x on ${worst.shape} ${worst.label} ${worst.quant} (ours ${worst.oursMs.toFixed(4)} ms vs ${worst.ortBest!.variant} ${worst.ortBest!.ms.toFixed(4)} ms)` +
+        (failing.length ? `; below 2x: ${failing.map((p) => `${p.shape} ${p.rows}x${p.cols} ${p.quant} ${p.speedup!.toFixed(2)}x`).join(", ")}` : `; all ${measured.length} >= 2x`) +
+        (q.length > measured.length ? `; ${q.length - measured.length} without a working ORT operator` : "");
+      out.push(verdict(name, failing.length === 0 && q.length === measured.length, detail));
+    }
+  }
+  for (const quant of ["f32", "q8_0", "q4_0"]) {
+    const name = `prefill >= 4x decode tokens/s on stories42M (${quant})`;
+    const m = model("stories42M", quant);
+    if (!m?.inProcess) {
+      if (m || r.mode === "full") out.push(skip(name, m?.skipped ?? "not measured"));
+      else if (quant !== "f32") out.push(skip(name, "stories42M is not run in --quick"));
+      continue;
+    }
+    const ratio = m.inProcess.prefillTokensPerSecond / m.inProcess.decodeTokensPerSecond;
+    out.push(verdict(name, ratio >= 4, `prefill ${f1(m.inProcess.prefillTokensPerSecond)} tok/s / decode ${f1(m.inProcess.decodeTokensPerSecond)} tok/s = ${ratio.toFixed(2)}x`));
+  }
+  {
+    const name = "q4_0 decode >= 1.5x q8_0 decode on stories110M";
+    const a = model("stories110M", "q4_0");
+    const b = model("stories110M", "q8_0");
+    if (!a?.inProcess || !b?.inProcess) out.push(skip(name, r.mode === "quick" ? "stories110M is not run in --quick" : "not measured"));
+    else {
+      const ratio = a.inProcess.decodeTokensPerSecond / b.inProcess.decodeTokensPerSecond;
+      out.push(verdict(name, ratio >= 1.5, `q4_0 ${f1(a.inProcess.decodeTokensPerSecond)} tok/s / q8_0 ${f1(b.inProcess.decodeTokensPerSecond)} tok/s = ${ratio.toFixed(2)}x`));
+    }
+  }
+  {
+    const name = "stories110M q4_0 with 1024-token context generates within 128 MB peak";
+    const m = model("stories110M", "q4_0");
+    if (!m?.inProcess) out.push(skip(name, r.mode === "quick" ? "stories110M is not run in --quick" : "not measured"));
+    else {
+      const peak = m.inProcess.peakBytes;
+      const cs = m.coldStart;
+      const rss = cs?.rssGrowthFullContextBytes ?? null;
+      const detail = `wasm memory ${f1(m.inProcess.wasmMemoryBytes / MiB)} MiB + tokenizer share ${f1(m.plan.tokenizer / MiB)} MiB = ${f1(peak / MiB)} MiB of ${ISOLATE_MEMORY_BYTES / MiB} MiB` +
+        ` (generated to ${m.inProcess.fullContextTokens} tokens)` +
+        (cs?.workerMemoryBytes ? `; the Worker reports ${f1(cs.workerMemoryBytes / MiB)} MiB` : "") +
+        (rss !== null ? `; workerd RSS grew ${f1(rss / MiB)} MiB over a ${cs!.fullContextTokens}-token request (cross-check, includes miniflare's KV service)` : "");
+      out.push(verdict(name, peak <= ISOLATE_MEMORY_BYTES && m.inProcess.fullContextTokens >= 1024, detail));
+    }
+  }
+  {
+    const name = "Worker bundle < 300 KB gzip incl. kernels";
+    if (!r.bundle) out.push(skip(name, "not measured"));
+    else {
+      const b = r.bundle;
+      out.push(verdict(name, b.totalGzipBytes < 300_000,
+        `${f1(b.totalGzipBytes / 1000)} KB gzip (script ${f1(b.script.gzipBytes / 1000)} KB + wasm ${f1(b.wasm.reduce((s, w) => s + w.gzipBytes, 0) / 1000)} KB; raw ${f1(b.totalBytes / 1000)} KB)`));
+    }
+  }
+  {
+    const name = "cold start for stories15M q8_0 < 300 ms with local KV";
+    const m = model("stories15M", "q8_0");
+    if (!m?.coldStart) out.push(skip(name, m?.coldStartError ? `failed: ${m.coldStartError.split("\n")[0]}` : "not measured"));
+    else {
+      const c = m.coldStart;
+      out.push(verdict(name, c.coldMs < 300,
+        `first request ${c.coldMs.toFixed(0)} ms (load from KV + prefill ${c.promptTokens} tokens + 1 token; the same request warm ${c.warmMs.toFixed(0)} ms); server start ${c.serverStartMs.toFixed(0)} ms not included`));
+    }
+  }
+  return out;
+}
