@@ -91,7 +91,7 @@ export function runRoofline(o: RooflineOptions): Roofline {
   };
   const one = bw(e.streamSum, o.bufferBytes, o.passes);
   const four = bw(e.streamSum4, o.bufferBytes, o.passes);
-  const cacheSized = [16 << 20, 1 << 20].map((bytes) => ({ bytes, bandwidth: Math.max(bw(e.streamSum, bytes, 4 * o.passes), bw(e.streamSum4, bytes, 4 * o.passes)) }));
+  const cacheSized = [16 << 20, 1 << 20].filter((bytes) => bytes <= o.bufferBytes).map((bytes) => ({ bytes, bandwidth: Math.max(bw(e.streamSum, bytes, 4 * o.passes), bw(e.streamSum4, bytes, 4 * o.passes)) }));
 
   const rate = (fn: (iters: number) => number, macsPerIter: number) => {
     let iters = 1 << 14;

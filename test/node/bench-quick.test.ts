@@ -1,0 +1,153 @@
+// The bench's pure pieces (no timed assertions): the roofline probe compiles and measures,
+// hand-encoded ONNX graphs run in onnxruntime-web and compute what a plain matmul computes,
+// the weight layouts handed to ORT carry q8_0/q4_0's exact values, bytes per token add up to
+// the manifest's tensors, targets and the chart come out of a result.
+
+import { describe, expect, it } from "vitest";
+import { buildArtifacts } from "../../scripts/build/pipeline";
+import { llama2cShapeConfig, randomLlamaModel } from "../../scripts/import/llama2c-writer";
+import { compareShape } from "../../scripts/bench/compare";
+import { productShapes, tokenCost } from "../../scripts/bench/models";
+import { encodeModel, floatTensor, OnnxType } from "../../scripts/bench/onnx";
+import { buildOrtGraph, createOrtSession, loadOrt, referenceProduct, relRms } from "../../scripts/bench/ort";
+import { runRoofline } from "../../scripts/bench/roofline";
+import { benchChart } from "../../scripts/bench/svg";
+import { evaluateTargets } from "../../scripts/bench/targets";
+import { lcg } from "../../scripts/bench/timing";
+import { randomMatrix } from "../../scripts/bench/weights";
+import type { BenchResult } from "../../scripts/bench/run";
+
+describe("roofline probe", () => {
+  it("compiles with AssemblyScript and returns positive bandwidth and dot rates", () => {
+    const r = runRoofline({ bufferBytes: 8 << 20, passes: 1, computeMs: 5 });
+    expect(r.bandwidth).toBeGreaterThan(0);
+    expect(r.bandwidthOneStream).toBeGreaterThan(0);
+    expect(r.bandwidthFourStreams).toBeGreaterThan(0);
+    for (const v of Object.values(r.macsPerSecond)) expect(v).toBeGreaterThan(0);
+    expect(r.intMacsPerSecond).toBe(Math.max(r.macsPerSecond.dotI16, r.macsPerSecond.relaxedDotI8, r.macsPerSecond.relaxedDotI8Add));
+  });
+});
+
+describe("ONNX encoder + onnxruntime-web", () => {
+  it("a MatMul graph runs and equals a plain JS matmul", async () => {
+    const K = 37, N = 11, M = 3;
+    const rnd = lcg(9);
+    const b = new Float32Array(K * N).map(() => rnd());
+    const a = new Float32Array(M * K).map(() => rnd());
+    const bytes = encodeModel({
+      opsets: [{ domain: "", version: 21 }],
+      graph: {
+        name: "matmul",
+        nodes: [{ opType: "MatMul", inputs: ["a", "b"], outputs: ["y"], name: "mm" }],
+        initializers: [floatTensor("b", [K, N], b)],
+        inputs: [{ name: "a", elemType: OnnxType.FLOAT, shape: ["m", K] }],
+        outputs: [{ name: "y", elemType: OnnxType.FLOAT, shape: ["m", N] }],
+      },
+    });
+    const ort = await loadOrt();
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+    const out = (await session.run({ a: new ort.Tensor("float32", a, [M, K]) })).y;
+    expect(out.dims).toEqual([M, N]);
+    const y = out.data as Float32Array;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a[m * K + k] * b[k * N + n];
+        expect(y[m * N + n]).toBeCloseTo(s, 4);
+      }
+    }
+    await session.release();
+  });
+
+  it.each(["q8_0", "q4_0"] as const)("MatMulNBits and blocked DequantizeLinear graphs carry %s's exact values", async (quant) => {
+    const rows = 40, cols = 96;
+    const copies = [randomMatrix(quant, rows, cols, 1), randomMatrix(quant, rows, cols, 2)];
+    const rnd = lcg(3);
+    const x = new Float32Array(cols).map(() => rnd());
+    for (const variant of quant === "q8_0" ? (["MatMulNBits8", "DQ8+MatMul"] as const) : (["MatMulNBits4", "DQ4+MatMul"] as const)) {
+      const session = await createOrtSession(buildOrtGraph(variant, quant, copies, rows, cols));
+      const out = await session.run(x);
+      expect(out).toHaveLength(2);
+      copies.forEach((w, i) => expect(relRms(out[i], referenceProduct(quant, w, rows, cols, x))).toBeLessThan(1e-5));
+      await session.release();
+    }
+  });
+
+  it("compares one small shape end to end (ours and every ORT variant run)", async () => {
+    const c = await compareShape("q4_0", 64, 64, { warmup: 1, reps: 1, workingSetBytes: 0, minCopies: 2, maxCopies: 2, check: true });
+    expect(c.copies).toBe(2);
+    expect(c.oursMs).toBeGreaterThan(0);
+    expect(c.oursRelRms!).toBeLessThan(0.05); // q8_0-quantized activations
+    expect(c.ort.every((v) => v.error === undefined)).toBe(true);
+    expect(c.speedup!).toBeGreaterThan(0);
+  });
+});
+
+describe("bytes and multiply-adds per token", () => {
+  const tokenizer = { kind: "llama2c" as const, bytes: new Uint8Array([1, 2, 3]), bosId: 1, eosId: 2 };
+  const shape = { dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 32 };
+
+  it.each([
+    ["q8_0", true],
+    ["q4_0", true],
+    ["f32", false],
+    ["q4_0", false],
+  ] as const)("%s (tied %s): every tensor once, the embedding as one row (plus in full as a tied classifier)", async (quant, tied) => {
+    const config = llama2cShapeConfig(shape, tied);
+    const { manifest } = await buildArtifacts({ id: "t", config, tensors: randomLlamaModel(config, 1).tensors, tokenizer }, { quant });
+    const cost = tokenCost(manifest);
+    const sum = manifest.tensors.reduce((s, t) => s + t.bytes, 0);
+    const emb = manifest.tensors.find((t) => t.name === "token_embd.weight")!;
+    const row = emb.bytes / shape.vocabSize;
+    expect(cost.bytes).toBe(tied ? sum + row : sum - emb.bytes + row);
+    expect(cost.embeddingRow).toBe(row);
+    const kv = (shape.dim / shape.nHeads) * shape.nKvHeads;
+    const macs = shape.nLayers * (2 * shape.dim * shape.dim + 2 * kv * shape.dim + 3 * shape.hiddenDim * shape.dim) + shape.vocabSize * shape.dim;
+    expect(cost.macs).toBe(macs);
+    expect(productShapes(config).reduce((s, p) => s + p.count * p.rows * p.cols, 0)).toBe(macs);
+  });
+});
+
+describe("targets and chart", () => {
+  const model = (shape: string, quant: string, decode: number, extra: Record<string, unknown> = {}) => ({
+    shape, quant, id: `${shape}-${quant}`, fits: true,
+    plan: { weights: 1, kvCache: 1, scratch: 1, tokenizer: 1 << 20, total: 3, budget: 4 },
+    tokenCost: { bytes: 1000, matrices: 900, vectors: 10, classifier: 80, embeddingRow: 10, macs: 1000 },
+    inProcess: { decodeTokensPerSecond: decode, prefillTokensPerSecond: 5 * decode, peakBytes: 100 << 20, wasmMemoryBytes: 99 << 20, fullContextTokens: 1024 },
+    roofline: { bandwidthBound: 1000, computeBound: 2000, bound: 1000, fraction: decode / 1000 },
+    matmulOnly: { oursTokensPerSecond: decode * 1.2, ortTokensPerSecond: decode / 3, ortMissing: [] },
+    ...extra,
+  });
+  const result = {
+    ok: true, mode: "full", startedAt: "2026-01-01T00:00:00.000Z", durationMs: 1,
+    env: { cpu: "cpu", node: "v22", cores: 2, loadAverage: [0], loadAverageAtEnd: [0], kernelsDirty: [] },
+    models: [
+      model("stories15M", "q8_0", 800, { coldStart: { coldMs: 250, warmMs: 20, serverStartMs: 3000, promptTokens: 5 } }),
+      model("stories42M", "q8_0", 300),
+      model("stories110M", "q8_0", 100),
+      model("stories110M", "q4_0", 160),
+      { shape: "stories110M", quant: "f32", id: "x", fits: false, plan: { weights: 1, kvCache: 1, scratch: 1, tokenizer: 1, total: 500 << 20, budget: 112 << 20 } },
+    ],
+    products: [{ shape: "stories15M", label: "288x288", quant: "q8_0", rows: 288, cols: 288, oursMs: 0.01, speedup: 2.5, ortBest: { variant: "MatMulInteger", ms: 0.025 }, ort: [] }],
+    bundle: { totalGzipBytes: 90_000, totalBytes: 400_000, script: { gzipBytes: 82_000 }, wasm: [{ gzipBytes: 8_000 }] },
+  } as unknown as BenchResult;
+
+  it("evaluates every target from the numbers", () => {
+    const t = Object.fromEntries(evaluateTargets(result).map((x) => [x.name, x.status]));
+    expect(t["q8_0 decode on stories15M >= 75% of its roofline"]).toBe("PASS");
+    expect(t["every quantized product >= 2x onnxruntime-web's on the same shape"]).toBe("PASS");
+    expect(t["prefill >= 4x decode tokens/s on stories42M (q8_0)"]).toBe("PASS");
+    expect(t["q4_0 decode >= 1.5x q8_0 decode on stories110M"]).toBe("PASS");
+    expect(t["stories110M q4_0 with 1024-token context generates within 128 MB peak"]).toBe("PASS");
+    expect(t["Worker bundle < 300 KB gzip incl. kernels"]).toBe("PASS");
+    expect(t["cold start for stories15M q8_0 < 300 ms with local KV"]).toBe("PASS");
+  });
+
+  it("draws one bar group per model, the ones that do not fit marked", () => {
+    const svg = benchChart(result);
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+    expect((svg.match(/<rect [^>]*><title>/g) ?? []).length).toBe(4 * 3);
+    expect(svg).toContain("does not fit");
+  });
+});
