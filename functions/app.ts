@@ -22,8 +22,11 @@ export interface AppContext {
   };
 }
 
-export function createApp(kernelsModule: WebAssembly.Module, options: { budgetBytes?: number } = {}): { app: Hono<AppContext>; models: ModelRegistry } {
-  const models = new ModelRegistry({ kernelsModule, budgetBytes: options.budgetBytes });
+export function createApp(
+  kernelsModule: WebAssembly.Module,
+  options: { budgetBytes?: number; readTimeoutMs?: number } = {},
+): { app: Hono<AppContext>; models: ModelRegistry } {
+  const models = new ModelRegistry({ kernelsModule, budgetBytes: options.budgetBytes, readTimeoutMs: options.readTimeoutMs });
   const app = new Hono<AppContext>();
 
   app.use("*", async (c, next) => {
