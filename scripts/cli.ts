@@ -5,6 +5,7 @@ import { buildCommand } from "./commands/build";
 import { deployCommand } from "./commands/deploy";
 import { customersCommand, gcCommand, keysCommand, modelsCommand, removeCommand, rollbackCommand } from "./commands/tenancy";
 import { genRandomCommand } from "./commands/gen-random";
+import { loadtestCommand } from "./commands/loadtest";
 import { serveCommand } from "./commands/serve";
 import { CliError, type Command } from "./commands/command";
 
@@ -18,6 +19,7 @@ const commands: Record<string, Command> = {
   rollback: rollbackCommand,
   gc: gcCommand,
   serve: serveCommand,
+  loadtest: loadtestCommand,
   "gen-random": genRandomCommand,
 };
 
