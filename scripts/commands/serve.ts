@@ -43,10 +43,11 @@ export const serveCommand: Command = {
     });
     const port = values.port ?? process.env.PORT ?? "8787";
     for (const line of await seedDefaultModel(values["persist-to"], values.json)) console.error(line);
-    const wrangler = join(projectRoot, "node_modules", ".bin", "wrangler");
+    // wrangler runs on this same Node (>= 22), whatever `node` is first on PATH.
+    const wrangler = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
     const child = spawn(
-      wrangler,
-      ["dev", "--port", port, "--ip", "127.0.0.1", ...(values["persist-to"] ? ["--persist-to", values["persist-to"]] : [])],
+      process.execPath,
+      [wrangler, "dev", "--port", port, "--ip", "127.0.0.1", ...(values["persist-to"] ? ["--persist-to", values["persist-to"]] : [])],
       { cwd: projectRoot, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
     );
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));

@@ -111,8 +111,8 @@ class RemoteKv implements KvTarget {
   private readonly scratch = mkdtempSync(join(tmpdir(), "edgeinfer-kv-"));
 
   private async wrangler(args: string[], encoding: "utf8" | "buffer" = "utf8") {
-    const bin = join(projectRoot, "node_modules", ".bin", "wrangler");
-    const { stdout } = await run(bin, ["kv", ...args, "--binding", KV_BINDING, "--remote"], {
+    const bin = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
+    const { stdout } = await run(process.execPath, [bin, "kv", ...args, "--binding", KV_BINDING, "--remote"], {
       cwd: projectRoot,
       encoding: encoding === "buffer" ? "buffer" : "utf8",
       maxBuffer: 64 * 1024 * 1024,
