@@ -1,0 +1,73 @@
+// The build script through the real CLI: shards named by their content and no bigger than
+// asked, a manifest that round-trips through its parser, a rebuild that writes nothing, and a
+// model too big for an isolate refused with the numbers and what would fit.
+
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { canonicalJson, parseManifest, ManifestError } from "../../functions/model/manifest";
+import { aidreams, edgeinfer } from "../setup/fixtures";
+
+const work = mkdtempSync(join(tmpdir(), "edgeinfer-build-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const build = (args: string[]) => edgeinfer(["build", aidreams.checkpoint, "--tokenizer", aidreams.tokenizer, ...args]);
+
+describe("edgeinfer build", () => {
+  const out = join(work, "kv");
+  let first: any;
+
+  it("cuts the weights into shards of at most --shard-size, each named by its sha256", () => {
+    first = build(["--id", "a", "--quant", "f32", "--shard-size", "0.25", "--out", out]);
+    expect(first.shards.length).toBe(Math.ceil(first.weightsBytes / (0.25 * 1024 * 1024)));
+    for (const shard of first.shards) {
+      const bytes = readFileSync(join(out, "shards", shard.sha256));
+      expect(bytes.length).toBe(shard.bytes);
+      expect(bytes.length).toBeLessThanOrEqual(0.25 * 1024 * 1024);
+      expect(createHash("sha256").update(bytes).digest("hex")).toBe(shard.sha256);
+    }
+    expect(first.tensors.every((t: { relRmsError: number }) => t.relRmsError === 0)).toBe(true);
+  });
+
+  it("writes a manifest the Worker's parser reads back, and whose name is its hash", () => {
+    const text = readFileSync(join(out, "manifests", first.manifest), "utf8");
+    expect(createHash("sha256").update(text).digest("hex")).toBe(first.manifest);
+    const manifest = parseManifest(text);
+    expect(canonicalJson(manifest)).toBe(text);
+    expect(manifest.weights.shards.map((s) => s.sha256)).toEqual(first.shards.map((s: { sha256: string }) => s.sha256));
+    const broken = { ...manifest, weights: { ...manifest.weights, bytes: manifest.weights.bytes + 1 } };
+    expect(() => parseManifest(JSON.stringify(broken))).toThrow(ManifestError);
+  });
+
+  it("writes nothing when the same model is rebuilt with the same options", () => {
+    const before = readdirSync(out, { recursive: true }).length;
+    const again = build(["--id", "a", "--quant", "f32", "--shard-size", "0.25", "--out", out]);
+    expect(again.written).toEqual([]);
+    expect(again.pointer).toBe("unchanged");
+    expect(again.manifest).toBe(first.manifest);
+    expect(readdirSync(out, { recursive: true }).length).toBe(before);
+  });
+
+  it("prints each tensor's quantization error", () => {
+    const q4 = build(["--id", "b", "--quant", "q4_0", "--out", out]);
+    const matrices = q4.tensors.filter((t: { shape: number[] }) => t.shape.length === 2);
+    expect(matrices.every((t: { dtype: string; relRmsError: number }) => t.dtype === "q4_0" && t.relRmsError > 0 && t.relRmsError < 0.3)).toBe(true);
+  });
+
+  it("refuses a model too big for an isolate, saying by how much and what would fit", () => {
+    const big = join(work, "long-context.bin");
+    edgeinfer(["gen-random", "--out", big, "--dim", "512", "--hidden", "1024", "--layers", "8", "--heads", "8", "--vocab", "512", "--seq-len", "32768"]);
+    let error: any;
+    try {
+      edgeinfer(["build", big, "--tokenizer", aidreams.tokenizer, "--id", "big", "--quant", "f32", "--out", join(work, "big")]);
+    } catch (e) {
+      error = JSON.parse((e as { stdout: string }).stdout.trim());
+    }
+    expect(error.ok).toBe(false);
+    expect(error.overBytes).toBe(error.needBytes - error.budgetBytes);
+    expect(error.overBytes).toBeGreaterThan(0);
+    expect(error.error).toMatch(/MiB over/);
+    expect(error.advice).toMatch(/--context \d+/);
+  });
+});
