@@ -32,6 +32,8 @@ async function seedService(request: Request): Promise<Response> {
 
 export default defineConfig({
   test: {
+    // Under CI each run also writes a JSON report, which .ci/run sums into one closing line.
+    ...(process.env.CI ? { reporters: ["default", "json"], outputFile: { json: join(import.meta.dirname, "test", ".results", `run-${process.pid}.json`) } } : {}),
     projects: [
       {
         test: {
