@@ -138,6 +138,8 @@ export interface ColdStartResult {
   rssBaselineBytes: number;
   rssGrowthColdBytes: number;
   rssGrowthFullContextBytes: number | null;
+  /** Peak growth during the full-context request alone (model already loaded): what generating adds. */
+  rssGrowthGenerationBytes: number | null;
   /** Growth of the kernel's high-water mark (VmHWM) over the whole run, a second view of the peak. */
   hwmGrowthBytes: number;
   fullContextTokens: number | null;
@@ -215,10 +217,12 @@ export async function measureColdStart(id: string, seqLen: number, vocab: number
     const loaded = health.loaded?.find((m) => m.id === id);
 
     let fullPeak: number | null = null;
+    let beforeFull: number | null = null;
     let fullMs: number | null = null;
     let fullTokens: number | null = null;
     if (o.fullContext) {
       const prompt = benchPrompt(seqLen - 8, vocab);
+      beforeFull = sampler.now();
       sampler.start();
       const full = await complete({ model: id, prompt, max_tokens: 8, temperature: 0 });
       fullPeak = sampler.stop();
@@ -236,6 +240,7 @@ export async function measureColdStart(id: string, seqLen: number, vocab: number
       rssBaselineBytes: baseline,
       rssGrowthColdBytes: coldPeak - baseline,
       rssGrowthFullContextBytes: fullPeak === null ? null : fullPeak - baseline,
+      rssGrowthGenerationBytes: fullPeak === null || beforeFull === null ? null : fullPeak - beforeFull,
       hwmGrowthBytes: hwmGrowth,
       fullContextTokens: fullTokens,
       fullContextMs: fullMs,

@@ -10,7 +10,9 @@ import { loadKernelsModuleForNode } from "../../kernels/node";
 import { rowBytes } from "../../kernels/quant";
 import { tensorNames, type LlamaConfig } from "../../functions/model/description";
 import { MANIFEST_VERSION, type Manifest, type MemoryPlan } from "../../functions/model/manifest";
+import { sha256Hex } from "../../functions/model/hash";
 import { instantiateModel } from "../../functions/runtime/loader";
+import { tokenizerFromBytes } from "../../functions/runtime/tokenizer/index";
 import { buildArtifacts, defaultCacheDtype } from "../build/pipeline";
 import { checkFit, weightsBytes } from "../build/fit";
 import { llama2cShapeConfig, randomLlamaModel, shapes, writeLlama2cCheckpoint } from "../import/llama2c-writer";
@@ -202,6 +204,12 @@ export interface InProcessResult {
   /** JS heap growth over a generation to the full context (should be ~0: everything is preallocated). */
   fullContextHeapGrowthBytes: number;
   fullContextTokens: number;
+  /**
+   * What a Worker's model load does besides reading KV, timed in process (ms): parsing the
+   * tokenizer, sha256 of every shard, a fresh instance with the weights copied in (and the
+   * model's tables built).
+   */
+  load: { tokenizerMs: number; sha256Ms: number; instantiateMs: number };
 }
 
 /** A prompt of n token ids: BOS then ids spread over the vocabulary. */
@@ -209,8 +217,9 @@ export function benchPrompt(n: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (vocab - 3))));
 }
 
-export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext: boolean): Promise<InProcessResult> {
+export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext: boolean, tokenizerBytes: Uint8Array): Promise<InProcessResult> {
   const { manifest, weights } = built;
+  const load = await timeLoad(built, tokenizerBytes);
   const { model, caches, kernels } = await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
     k.u8(ptr, weights.byteLength).set(weights);
   });
@@ -278,5 +287,32 @@ export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext
     peakBytes: wasmMemoryBytes + manifest.memory.tokenizer,
     fullContextHeapGrowthBytes: Math.max(0, heapGrowth),
     fullContextTokens: fullTokens,
+    load,
   };
+}
+
+/** The load's CPU work in process, median of 3 (the Worker adds KV reads and streaming). */
+async function timeLoad(built: BuiltModel, tokenizerBytes: Uint8Array): Promise<InProcessResult["load"]> {
+  const { manifest, weights } = built;
+  const tok: number[] = [];
+  const sha: number[] = [];
+  const inst: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    let t = performance.now();
+    tokenizerFromBytes(manifest.tokenizer.kind, tokenizerBytes, manifest.config.vocabSize);
+    tok.push(performance.now() - t);
+    t = performance.now();
+    let offset = 0;
+    for (const s of manifest.weights.shards) {
+      await sha256Hex(weights.subarray(offset, offset + s.bytes));
+      offset += s.bytes;
+    }
+    sha.push(performance.now() - t);
+    t = performance.now();
+    await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
+      k.u8(ptr, weights.byteLength).set(weights);
+    });
+    inst.push(performance.now() - t);
+  }
+  return { tokenizerMs: median(tok), sha256Ms: median(sha), instantiateMs: median(inst) };
 }

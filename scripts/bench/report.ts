@@ -28,15 +28,17 @@ export function formatReport(r: BenchResult): string {
 
   out.push("Models (in process on Node 22 unless marked; decode: one token at a time after a 32-token prompt, median per token; prefill: 128 tokens through forward())");
   const rows: string[][] = [];
+  const overBudget = (m: BenchResult["models"][number]) =>
+    `needs ${mib(m.plan.total)} MiB (weights ${mib(m.plan.weights)}, KV cache ${mib(m.plan.kvCache)}) of the ${mib(m.plan.budget)} MiB budget`;
   for (const m of r.models) {
-    if (!m.fits) {
-      rows.push([m.shape, m.quant, `does not fit: needs ${mib(m.plan.total)} MiB (weights ${mib(m.plan.weights)}, KV cache ${mib(m.plan.kvCache)}) of the ${mib(m.plan.budget)} MiB budget`]);
+    if (!m.inProcess) {
+      rows.push([m.shape, m.quant, `does not fit: ${overBudget(m)}`]);
       continue;
     }
-    const p = m.inProcess!;
+    const p = m.inProcess;
     const c = m.coldStart;
     rows.push([
-      m.shape,
+      m.fits ? m.shape : `${m.shape}*`,
       m.quant,
       mib(m.tokenCost!.bytes),
       num(p.decodeTokensPerSecond),
@@ -59,16 +61,31 @@ export function formatReport(r: BenchResult): string {
   const narrow = rows.filter((row) => row.length <= 3);
   out.push(table(header, wide, (i) => i >= 2));
   for (const row of narrow) out.push(`${row[0]} ${row[1]}: ${row[2]}`);
+  for (const m of r.models.filter((x) => !x.fits && x.inProcess)) out.push(`* ${m.shape} ${m.quant} does not fit (${overBudget(m)}): measured in process only, it cannot be served.`);
   out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
   out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
   out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");
   out.push("  peak MiB: the model's wasm memory (one sequence, full context) + its planned tokenizer share; generated to the full context in process.");
-  out.push("  cold ms: under wrangler dev (workerd), the first completion (max_tokens 1) on a just-started server: load from local KV + prefill + 1 token;");
+  out.push("  cold ms: under wrangler dev (workerd), the first completion (max_tokens 1) on a just-started server: load from local KV + prefill + 1 token,");
+  out.push("  median over fresh servers;");
   out.push("  warm ms: the same request again; start ms: the server's own startup (spawn until /healthz), not in cold ms;");
   out.push("  worker MiB: what the Worker says the loaded model holds (/healthz; spare memory goes to extra KV caches); RSS+ MiB: workerd's resident");
   out.push("  memory growth (peak, summed over its processes) during a request filling the whole context: a cross-check, includes miniflare's KV service.");
   const heap = r.models.filter((m) => m.inProcess && m.inProcess.fullContextTokens > 0);
   if (heap.length) out.push(`  JS heap growth while generating to the full context in process: ${heap.map((m) => `${m.shape} ${m.quant} ${(m.inProcess!.fullContextHeapGrowthBytes / 1024).toFixed(0)} KiB`).join(", ")} (everything else is preallocated).`);
+  const colds = r.models.filter((m) => m.coldStart);
+  if (colds.length) {
+    out.push("  cold start samples (ms, one fresh server each): " + colds.map((m) => `${m.shape} ${m.quant} ${m.coldStart!.coldSamplesMs.map((x) => x.toFixed(0)).join("/")}`).join("; "));
+    const gen = colds.filter((m) => m.coldStart!.rssGrowthGenerationBytes !== null);
+    if (gen.length) out.push("  workerd RSS growth during the full-context request alone (model already loaded): " + gen.map((m) => `${m.shape} ${m.quant} ${mib(m.coldStart!.rssGrowthGenerationBytes)} MiB over ${m.coldStart!.fullContextTokens} tokens`).join("; "));
+  }
+  const loads = r.models.filter((m) => m.inProcess && m.coldStart);
+  if (loads.length) {
+    out.push("  load work in process (what a cold start does besides reading KV): " + loads.map((m) => {
+      const l = m.inProcess!.load;
+      return `${m.shape} ${m.quant} tokenizer ${num(l.tokenizerMs, 0)} + sha256 ${num(l.sha256Ms, 0)} + instance ${num(l.instantiateMs, 0)} ms`;
+    }).join("; "));
+  }
   for (const m of r.models) if (m.coldStartError) out.push(`  ${m.shape} ${m.quant} cold start failed: ${m.coldStartError.split("\n")[0]}`);
   out.push("");
 
@@ -80,19 +97,20 @@ export function formatReport(r: BenchResult): string {
       p.quant,
       String(p.copies),
       p.oursMs.toFixed(4),
+      (p.weightBytes / p.oursMs / 1e6).toFixed(1),
       p.ortBest ? p.ortBest.ms.toFixed(4) : "-",
       p.ortBest?.variant ?? "none ran",
       p.speedup === null ? "-" : `${p.speedup.toFixed(2)}x`,
       p.ort.map((v) => `${v.variant} ${v.ms === null ? "failed" : v.ms.toFixed(4)}`).join(", "),
     ]);
-    out.push(table(["model", "shape", "quant", "copies", "ours ms", "ort ms", "ort best", "speed-up", "every ORT variant (ms)"], prow, (i) => i >= 3 && i <= 7 && i !== 6));
+    out.push(table(["model", "shape", "quant", "copies", "ours ms", "ours GB/s", "ort ms", "ort best", "speed-up", "every ORT variant (ms)"], prow, (i) => i >= 3 && i <= 8 && i !== 7));
     const failures = new Map<string, string>();
     for (const p of r.products) for (const v of p.ort) if (v.error) failures.set(v.variant, v.error);
     for (const [v, e] of failures) out.push(`  ${v} failed: ${e}`);
     const checks = r.products.flatMap((p) => p.ort.filter((v) => v.relRms !== undefined).map((v) => v.relRms!));
     const ours = r.products.filter((p) => p.oursRelRms !== undefined).map((p) => p.oursRelRms!);
     if (checks.length) out.push(`  outputs vs a float64 reference on the same weights: ORT exact-value variants rel. RMS <= ${Math.max(...checks).toExponential(1)}; ours <= ${Math.max(...ours).toExponential(1)} (q8_0 activations for quantized weights)`);
-    out.push("  copies: distinct weight copies each side cycles through (same working set for both).");
+    out.push("  copies: distinct weight copies each side cycles through (same working set for both); ours GB/s: weight bytes / our time.");
     const used = new Set(r.products.flatMap((p) => p.ort.map((v) => v.variant)));
     for (const v of used) out.push(`  ${v}: ${VARIANT_NOTES[v]}`);
     out.push("");

@@ -64,10 +64,11 @@ export function groupedBarChart(title: string, subtitle: string, series: BarSeri
   const barW = 22;
   const groupGap = 26;
   const left = 70;
-  const top = 78;
+  const subtitleLines = 2; // room for a wrapped subtitle
+  const top = 70 + 14 * subtitleLines;
   const plotH = 300;
   const groupW = series.length * barW + groupGap;
-  const width = Math.max(640, left + groups.length * groupW + 30);
+  const width = Math.max(820, left + groups.length * groupW + 30);
   const height = top + plotH + 80;
   const svg = new Svg(width, height);
   const values = groups.flatMap((g) => g.values).filter((v): v is number => v !== null && v > 0);
@@ -76,12 +77,21 @@ export function groupedBarChart(title: string, subtitle: string, series: BarSeri
   const y = (v: number) => top + plotH - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
 
   svg.text(left, 24, title, { size: 16, weight: "bold" });
-  svg.text(left, 42, subtitle, { size: 11, fill: "#555" });
-  series.forEach((s, i) => {
-    const x = left + i * 210;
-    svg.rect(x, 54, 12, 12, s.color);
-    svg.text(x + 17, 64, s.name, { size: 12 });
-  });
+  // subtitle wrapped by an estimate of the text width (~5.8 px per character at 11 px)
+  const perLine = Math.floor((width - left - 20) / 5.8);
+  const lines: string[] = [];
+  for (const word of subtitle.split(" ")) {
+    if (lines.length && (lines[lines.length - 1] + " " + word).length <= perLine) lines[lines.length - 1] += " " + word;
+    else lines.push(word);
+  }
+  lines.forEach((l, i) => svg.text(left, 42 + 14 * i, l, { size: 11, fill: "#555" }));
+  const legendY = 42 + 14 * lines.length + 4;
+  let lx = left;
+  for (const s of series) {
+    svg.rect(lx, legendY, 12, 12, s.color);
+    svg.text(lx + 17, legendY + 10, s.name, { size: 12 });
+    lx += 17 + s.name.length * 6.8 + 22;
+  }
   for (let d = lo; d <= hi; d *= 10) {
     svg.line(left, y(d), width - 20, y(d), "#ccc");
     svg.text(left - 6, y(d) + 4, d >= 1 ? d.toLocaleString("en-US") : String(d), { size: 11, anchor: "end", fill: "#555" });
@@ -114,10 +124,11 @@ export function benchChart(r: BenchResult): string {
   ];
   const groups: BarGroup[] = r.models.map((m) => {
     const label = `${m.shape.replace("stories", "")} ${m.quant}`;
-    if (!m.fits) return { label, values: [null, null, null], note: "does not fit" };
+    if (!m.inProcess) return { label, values: [null, null, null], note: "does not fit" };
     return {
       label,
-      values: [m.inProcess?.decodeTokensPerSecond ?? null, m.roofline?.bound ?? null, m.matmulOnly?.ortTokensPerSecond ?? null],
+      values: [m.inProcess.decodeTokensPerSecond, m.roofline?.bound ?? null, m.matmulOnly?.ortTokensPerSecond ?? null],
+      note: m.fits ? undefined : "over budget",
     };
   });
   const env = r.env as Record<string, unknown>;

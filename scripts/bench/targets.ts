@@ -62,7 +62,8 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
     if (!a?.inProcess || !b?.inProcess) out.push(skip(name, r.mode === "quick" ? "stories110M is not run in --quick" : "not measured"));
     else {
       const ratio = a.inProcess.decodeTokensPerSecond / b.inProcess.decodeTokensPerSecond;
-      out.push(verdict(name, ratio >= 1.5, `q4_0 ${f1(a.inProcess.decodeTokensPerSecond)} tok/s / q8_0 ${f1(b.inProcess.decodeTokensPerSecond)} tok/s = ${ratio.toFixed(2)}x`));
+      out.push(verdict(name, ratio >= 1.5, `q4_0 ${f1(a.inProcess.decodeTokensPerSecond)} tok/s / q8_0 ${f1(b.inProcess.decodeTokensPerSecond)} tok/s = ${ratio.toFixed(2)}x` +
+        (b.fits ? "" : " (q8_0 measured in process: it does not fit the budget)")));
     }
   }
   {
