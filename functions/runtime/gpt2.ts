@@ -6,8 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { tensorNames, type Gpt2Config } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { PREFILL_CHUNK } from "../model/memory";
-import { ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+import { forEachChunk, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
 
 interface Gpt2Layer {
   attnNorm: Ptr;
@@ -69,11 +68,7 @@ export class Gpt2Model implements CausalLm {
   }
 
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    if (tokens.length === 0) throw new Error("forward needs at least one token");
-    if (startPos + tokens.length > this.config.seqLen) throw new Error("position past the context");
-    for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) {
-      this.forwardChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done, cache);
-    }
+    forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
     const { dim, vocabSize, normEps } = this.config;
     const b = this.mem.buf;
     this.k.layernorm(b.xb, b.x + (this.lastChunkTokens - 1) * dim * 4, this.outputNorm, this.outputNormBias, dim, normEps);

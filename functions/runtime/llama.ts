@@ -6,8 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { PREFILL_CHUNK } from "../model/memory";
-import { ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+import { forEachChunk, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -79,11 +78,7 @@ export class LlamaModel implements CausalLm {
    * the logits after the last one (a view into wasm memory, valid until the next call).
    */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    if (tokens.length === 0) throw new Error("forward needs at least one token");
-    if (startPos + tokens.length > this.config.seqLen) throw new Error("position past the context");
-    for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) {
-      this.forwardChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done, cache);
-    }
+    forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
     return this.logits(this.lastChunkTokens - 1);
   }
 

@@ -5,7 +5,7 @@ import type { Kernels, Ptr } from "../../kernels/index";
 import { rowBytes, type DType } from "../../kernels/quant";
 import type { ModelConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { kvCacheBytes, scratchBuffers } from "../model/memory";
+import { kvCacheBytes, PREFILL_CHUNK, scratchBuffers } from "../model/memory";
 
 export interface Matrix {
   ptr: Ptr;
@@ -20,6 +20,16 @@ export interface CausalLm {
   /** Runs tokens at positions startPos.. and returns the last one's logits (a view, valid until the next call). */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
   allocateCache(): KvCache;
+}
+
+/**
+ * Runs `tokens` from `startPos` through `runChunk` PREFILL_CHUNK at a time (every weight row
+ * read once per chunk), after checking they fit the context.
+ */
+export function forEachChunk(tokens: number[], startPos: number, seqLen: number, runChunk: (chunk: number[], pos: number) => void): void {
+  if (tokens.length === 0) throw new Error("forward needs at least one token");
+  if (startPos + tokens.length > seqLen) throw new Error("position past the context");
+  for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) runChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done);
 }
 
 /** One sequence's keys and values, [layer][position][kvDim], in f32 or f16. */

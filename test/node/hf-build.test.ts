@@ -6,10 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { quantizeQ8_0, type DType } from "../../kernels/quant";
 import { kvKeys } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
 import { tokenizerFromBytes } from "../../functions/runtime/tokenizer/index";
 import { buildArtifacts, type BuildArtifacts, type BuildInput } from "../../scripts/build/pipeline";
 import { writeGguf } from "../../scripts/import/gguf-writer";
@@ -18,9 +16,9 @@ import { readHfModel } from "../../scripts/import/hf";
 import { writeTinyHfCheckpoint, type HfFamily } from "../../scripts/import/hf-writer";
 import { loadSource } from "../../scripts/sources/load";
 import { hfForward } from "../reference/hf-forward";
+import { maxRelError, runtimeFor } from "../support/runtime";
 import { gpt2TokenizerJson, writeHfTokenizerDir, type HfFamily as TokenizerFamily } from "../support/hf-fixtures";
 
-const kernelsModule = loadKernelsModuleForNode();
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -52,27 +50,7 @@ function hfFolder(family: HfFamily, tokenizer: TokenizerFamily, vocabSize: numbe
   return dir;
 }
 
-async function runtimeFor(artifacts: BuildArtifacts) {
-  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, kernelsModule, 1, async (k, ptr) => {
-    let offset = 0;
-    for (const s of artifacts.manifest.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
-  return { model, cache: await caches.acquire() };
-}
 
-function relError(actual: Float32Array, expected: Float32Array): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err = Math.max(err, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return err / scale;
-}
 
 describe.each(FAMILIES)("%s checkpoint (tokenizer %s)", (family, tokenizerFamily, vocabSize) => {
   const dir = hfFolder(family, tokenizerFamily, vocabSize);
@@ -96,7 +74,7 @@ describe.each(FAMILIES)("%s checkpoint (tokenizer %s)", (family, tokenizerFamily
       const expected = hfForward(reference, tokens);
       let worst = 0;
       tokens.forEach((t, pos) => {
-        worst = Math.max(worst, relError(model.forward([t], pos, cache), Float32Array.from(expected[pos])));
+        worst = Math.max(worst, maxRelError(model.forward([t], pos, cache), Float32Array.from(expected[pos])));
       });
       console.log(`${family} ${quant}: max logit error ${(worst * 100).toFixed(3)}% of max |logit|`);
       expect(worst).toBeLessThan({ f32: 1e-4, q8_0: 0.06, q4_0: 0.6 }[quant as "f32" | "q8_0" | "q4_0"]);

@@ -5,18 +5,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0, type DType } from "../../kernels/quant";
-import { kvKeys } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
 import { buildArtifacts, type BuildArtifacts } from "../../scripts/build/pipeline";
 import { readLlama2cCheckpoint } from "../../scripts/import/llama2c";
 import { randomLlamaModel } from "../../scripts/import/llama2c-writer";
 import type { ImportedModel } from "../../scripts/import/types";
 import { argmax, ReferenceLlama } from "../reference/llama-forward";
 import { aidreams } from "../setup/fixtures";
+import { maxRelError, runtimeFor } from "../support/runtime";
 
-const kernelsModule = loadKernelsModuleForNode();
 
 async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts> {
   return buildArtifacts(
@@ -25,28 +22,7 @@ async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts
   );
 }
 
-async function runtimeFor(artifacts: BuildArtifacts) {
-  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, kernelsModule, 1, async (k, ptr) => {
-    let offset = 0;
-    for (const s of artifacts.manifest.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
-  return { model, cache: await caches.acquire() };
-}
 
-/** Largest absolute difference, relative to the largest |logit| of the expected side. */
-function maxRelError(a: Float32Array, b: Float32Array): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / scale;
-}
 
 const aidreamsModel = () => readLlama2cCheckpoint(new Uint8Array(readFileSync(aidreams.checkpoint)));
 const gqaModel = () =>

@@ -1,0 +1,30 @@
+// Built artifacts straight into a kernel instance in Node (no KV), for runtime tests.
+
+import { loadKernelsModuleForNode } from "../../kernels/node";
+import { kvKeys } from "../../functions/model/manifest";
+import { instantiateModel } from "../../functions/runtime/loader";
+import type { BuildArtifacts } from "../../scripts/build/pipeline";
+
+/** The model of `artifacts` with one sequence's cache, weights copied from its shards. */
+export async function runtimeFor(artifacts: BuildArtifacts) {
+  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
+  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
+    let offset = 0;
+    for (const s of artifacts.manifest.weights.shards) {
+      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
+      offset += s.bytes;
+    }
+  });
+  return { model, cache: await caches.acquire() };
+}
+
+/** Largest absolute difference, relative to the largest |value| of the expected side. */
+export function maxRelError(actual: Float32Array, expected: Float32Array): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err = Math.max(err, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return err / scale;
+}
