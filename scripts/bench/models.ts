@@ -4,7 +4,7 @@
 // multiply-adds per token.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadKernelsModuleForNode } from "../../kernels/node";
 import { rowBytes } from "../../kernels/quant";
@@ -53,11 +53,32 @@ function cacheKey(parts: unknown[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
+/**
+ * Removes cache entries `<prefix>-<16 hex>[suffix]` in dir other than `keep` (stale after a
+ * source or format change). Only names of exactly that form are touched.
+ */
+export function pruneStale(dir: string, prefix: string, suffix: string, keep: string): void {
+  if (!existsSync(dir)) return;
+  const re = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[0-9a-f]{16}${suffix.replace(".", "\\.")}$`);
+  for (const name of readdirSync(dir)) {
+    if (name !== keep && re.test(name)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** The local KV state folder the cold starts build into (one per checkpoint generation). */
+export function kvStateDir(tokenizer: string, dir = BENCH_DIR): string {
+  const tokHash = createHash("sha256").update(readFileSync(tokenizer)).digest("hex").slice(0, 16);
+  const name = `kv-${cacheKey(["kv", SEED, tokHash, shapes])}`;
+  pruneStale(dir, "kv", "", name);
+  return join(dir, name);
+}
+
 /** The random-weight checkpoint of a shape (llama2.c version 1), written once. */
 export function ensureCheckpoint(shape: ShapeName, dir = BENCH_DIR): string {
   mkdirSync(dir, { recursive: true });
   const key = cacheKey([shape, SEED, shapes[shape]]);
   const path = join(dir, `${shape}-${key}.bin`);
+  pruneStale(dir, shape, ".bin", `${shape}-${key}.bin`);
   if (!existsSync(path)) {
     const bytes = writeLlama2cCheckpoint(randomLlamaModel(shapeConfig(shape), SEED), 1);
     writeFileSync(`${path}.tmp`, bytes);
@@ -81,6 +102,7 @@ export async function ensureBuilt(shape: ShapeName, quant: BenchQuant, tokenizer
   const out = join(dir, `${shape}-${quant}-${key}`);
   const manifestPath = join(out, "manifest.json");
   const weightsPath = join(out, "weights.bin");
+  pruneStale(dir, `${shape}-${quant}`, "", `${shape}-${quant}-${key}`);
   if (existsSync(manifestPath) && existsSync(weightsPath)) {
     return { manifest: JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest, weights: new Uint8Array(readFileSync(weightsPath)), checkpoint };
   }

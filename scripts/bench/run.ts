@@ -5,7 +5,6 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
 import { KERNELS_WASM_PATH } from "../../kernels/node";
 import type { MemoryPlan } from "../../functions/model/manifest";
 import { projectRoot } from "../paths";
@@ -15,6 +14,7 @@ import { compareShape, type CompareOptions, type ShapeComparison } from "./compa
 import {
   ensureBuilt,
   ensureCheckpoint,
+  kvStateDir,
   modelId,
   planFor,
   productShapes,
@@ -26,7 +26,7 @@ import {
   type ShapeName,
   type TokenCost,
 } from "./models";
-import { BENCH_DIR, runRoofline, type Roofline, type RooflineOptions } from "./roofline";
+import { runRoofline, type Roofline, type RooflineOptions } from "./roofline";
 import { evaluateTargets, type Target } from "./targets";
 import type { BenchQuant } from "./weights";
 
@@ -185,7 +185,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     }
   }
 
-  const kvDir = join(BENCH_DIR, "kv");
+  const kvDir = kvStateDir(o.tokenizer);
   for (const m of models) {
     if (!m.fits || !o.coldStart(m.shape, m.quant)) continue;
     try {
