@@ -13,7 +13,7 @@ import { randomMatrix, type BenchQuant } from "./weights";
 export interface CompareOptions {
   warmup: number;
   reps: number;
-  /** Distinct weight copies: enough to cover this many bytes, within [minCopies, maxCopies]. */
+  /** Distinct weight copies: enough to cover this many bytes (the model's weights per token), within [minCopies, maxCopies]. */
   workingSetBytes: number;
   minCopies: number;
   maxCopies: number;
