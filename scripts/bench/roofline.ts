@@ -7,7 +7,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { projectRoot } from "../paths";
 
@@ -31,16 +31,20 @@ export function compileProbe(dir = BENCH_DIR): string {
   const out = join(dir, "probe.wasm");
   const stamp = join(dir, "probe.hash");
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, "utf8") === hash) return out;
-  const srcDir = join(dir, "probe-src");
+  // private names until the rename, so a test and a bench compiling at once do not collide
+  const srcDir = join(dir, `probe-src-${process.pid}`);
   mkdirSync(srcDir, { recursive: true });
   const entry = join(srcDir, "probe.ts"); // asc wants a .ts entry
   writeFileSync(entry, source);
+  const tmp = join(srcDir, "probe.wasm");
   const asc = join(projectRoot, "node_modules", "assemblyscript", "bin", "asc.js");
   execFileSync(process.execPath, [
-    asc, entry, "-o", out,
+    asc, entry, "-o", tmp,
     "-O3", "--noAssert", "--runtime", "stub", "--importMemory",
     "--enable", "simd", "--enable", "relaxed-simd", "--use", "abort=",
   ], { stdio: ["ignore", "pipe", "pipe"] });
+  renameSync(tmp, out);
+  rmSync(srcDir, { recursive: true, force: true });
   writeFileSync(stamp, hash);
   return out;
 }
