@@ -1,6 +1,7 @@
 // edgeinfer: the developer's command line. One file per command under commands/; this file
 // only dispatches, and turns errors into one clear line (or one JSON object with --json).
 
+import { benchCommand } from "./commands/bench";
 import { buildCommand } from "./commands/build";
 import { deployCommand } from "./commands/deploy";
 import { customersCommand, gcCommand, keysCommand, modelsCommand, removeCommand, rollbackCommand } from "./commands/tenancy";
@@ -20,6 +21,7 @@ const commands: Record<string, Command> = {
   gc: gcCommand,
   serve: serveCommand,
   loadtest: loadtestCommand,
+  bench: benchCommand,
   "gen-random": genRandomCommand,
 };
 
