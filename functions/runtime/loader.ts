@@ -65,13 +65,14 @@ export async function readManifest(kv: KVNamespace, id: string, manifestSha256: 
   }
 }
 
+/** Loads the model `manifest` (read by readManifest) describes; `budgetBytes` is what is free now. */
 export async function loadModelFromKv(
   kv: KVNamespace,
   id: string,
   manifestSha256: string,
+  manifest: Manifest,
   options: LoadOptions,
 ): Promise<LoadedModel> {
-  const manifest = await readManifest(kv, id, manifestSha256);
   const budget = options.budgetBytes ?? MODEL_MEMORY_BUDGET_BYTES;
   const plan = manifest.memory;
   if (plan.total > budget) {
@@ -117,7 +118,7 @@ export async function instantiateModel(
   const model = createModel(kernels, manifest, weightsPtr);
   const caches: KvCache[] = [];
   for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
-  return { model, caches: SlotPool.of(caches), kernels };
+  return { model, caches: new SlotPool(caches), kernels };
 }
 
 async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Tokenizer> {

@@ -21,6 +21,8 @@ interface Entry {
 export class ModelRegistry {
   private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  /** Memory promised to loads in progress, so two loads at once cannot both take the room. */
+  private reserved = 0;
   private clock = 0;
 
   constructor(
@@ -78,18 +80,24 @@ export class ModelRegistry {
       throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(needed)} loaded but the memory budget is ${formatBytes(this.budgetBytes)} (${formatBytes(needed - this.budgetBytes)} over); rebuild it with a smaller quant or context`);
     }
     this.makeRoom(needed, id);
-    const model = await loadModelFromKv(kv, id, manifestSha, { ...this.options, budgetBytes: this.budgetBytes - this.memoryInUse });
-    this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
-    return model;
+    const free = this.budgetBytes - this.memoryInUse - this.reserved;
+    this.reserved += needed;
+    try {
+      const model = await loadModelFromKv(kv, id, manifestSha, manifest, { ...this.options, budgetBytes: free });
+      this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
+      return model;
+    } finally {
+      this.reserved -= needed;
+    }
   }
 
   /** Unloads idle models, least recently used first, until `bytes` more fit. */
   private makeRoom(bytes: number, id: string): void {
     const idle = [...this.loaded.entries()].filter(([, e]) => e.active === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    while (this.memoryInUse + bytes > this.budgetBytes) {
+    while (this.memoryInUse + this.reserved + bytes > this.budgetBytes) {
       const victim = idle.shift();
       if (!victim) {
-        throw new ModelError("busy", id, `model '${id}' needs ${formatBytes(bytes)} but models in use hold ${formatBytes(this.memoryInUse)} of ${formatBytes(this.budgetBytes)}; retry shortly`);
+        throw new ModelError("busy", id, `model '${id}' needs ${formatBytes(bytes)} but models in use or loading hold ${formatBytes(this.memoryInUse + this.reserved)} of ${formatBytes(this.budgetBytes)}; retry shortly`);
       }
       this.loaded.delete(victim[0]);
     }

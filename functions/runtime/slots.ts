@@ -9,22 +9,6 @@ export class SlotPool<T> {
     this.free = [...slots];
   }
 
-  get size(): number {
-    return this.free.length;
-  }
-
-  get inUse(): boolean {
-    return this.waiting.length > 0 || this.free.length < this.total;
-  }
-
-  private total = 0;
-
-  static of<T>(slots: T[]): SlotPool<T> {
-    const pool = new SlotPool(slots);
-    pool.total = slots.length;
-    return pool;
-  }
-
   acquire(): Promise<T> {
     const slot = this.free.pop();
     if (slot !== undefined) return Promise.resolve(slot);
