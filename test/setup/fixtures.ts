@@ -39,6 +39,16 @@ export const GQA_MODEL = { id: "gqa-untied", dim: 64, hidden: 172, layers: 2, he
 /** A random-weight Qwen2 model in Hugging Face's layout with Qwen's real tokenizer and ChatML template. */
 export const CHAT_MODEL = { id: "tiny-qwen2", family: "qwen2" as const, vocabSize: 151936 };
 
+/** A random-weight Llama 3-layout model (RoPE scaling, GQA) with Llama 3's tokenizer and chat template. */
+export const LLAMA3_CHAT_MODEL = { id: "tiny-llama3", family: "llama3" as const, vocabSize: 128256 };
+
+export function writeLlama3ChatFolder(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeHfTokenizerDir("llama3", { dir });
+  writeTinyHfCheckpoint(dir, { family: LLAMA3_CHAT_MODEL.family, vocabSize: LLAMA3_CHAT_MODEL.vocabSize, seed: 4, configOverrides: { bos_token_id: 128000, eos_token_id: 128009 } });
+  return dir;
+}
+
 export function writeChatModelFolder(dir: string): string {
   mkdirSync(dir, { recursive: true });
   writeHfTokenizerDir("qwen", { dir });
@@ -67,6 +77,9 @@ export function buildFixtures(): FixtureModel[] {
   const chat = writeChatModelFolder(join(artifactsDir, "tiny-qwen2"));
   edgeinfer(["build", chat, "--id", CHAT_MODEL.id, "--quant", "q8_0", "--out", join(artifactsDir, "hf")]);
   built.push({ set: "hf", id: CHAT_MODEL.id, quant: "q8_0" });
+  const llama3 = writeLlama3ChatFolder(join(artifactsDir, "tiny-llama3"));
+  edgeinfer(["build", llama3, "--id", LLAMA3_CHAT_MODEL.id, "--quant", "q4_0", "--out", join(artifactsDir, "hf")]);
+  built.push({ set: "hf", id: LLAMA3_CHAT_MODEL.id, quant: "q4_0" });
   if (!existsSync(join(artifactsDir, "aidreams", "models", "aidreams260K"))) throw new Error("fixture build wrote no pointer");
   return built;
 }

@@ -4,6 +4,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, seed, sseEvents } from "./support";
 
+/** Each chat model, with the special token its template opens every turn with. */
+const CHAT_MODELS = [
+  { model: "tiny-qwen2", turnStart: 151644 /* <|im_start|> */, first: 151644 },
+  { model: "tiny-llama3", turnStart: 128006 /* <|start_header_id|> */, first: 128000 /* <|begin_of_text|> */ },
+];
 const model = "tiny-qwen2";
 const messages = [
   { role: "system", content: "You are terse." },
@@ -23,22 +28,23 @@ async function chat(body: Record<string, unknown>) {
 }
 
 describe("POST /v1/chat/completions", () => {
-  it("renders the model's template and generates what /v1/completions does for the rendered ids", async () => {
-    const reply = await chat({ model, messages, max_tokens: 12, temperature: 0, return_token_ids: true });
-    expect(reply.object).toBe("chat.completion");
-    expect(reply.choices[0].message.role).toBe("assistant");
-    const promptIds: number[] = reply.prompt_token_ids;
-    // ChatML: <|im_start|>system ... <|im_end|> ... and the assistant header to generate after.
-    const imStart = 151644;
-    expect(promptIds[0]).toBe(imStart);
-    expect(promptIds.filter((id) => id === imStart)).toHaveLength(3);
-    expect(reply.usage.prompt_tokens).toBe(promptIds.length);
+  for (const { model, turnStart, first } of CHAT_MODELS) {
+    it(`${model}: renders the model's template and generates what /v1/completions does for the rendered ids`, async () => {
+      const reply = await chat({ model, messages, max_tokens: 12, temperature: 0, return_token_ids: true });
+      expect(reply.object).toBe("chat.completion");
+      expect(reply.choices[0].message.role).toBe("assistant");
+      const promptIds: number[] = reply.prompt_token_ids;
+      // system, user, and the assistant header to generate after: three turns opened.
+      expect(promptIds[0]).toBe(first);
+      expect(promptIds.filter((id) => id === turnStart)).toHaveLength(3);
+      expect(reply.usage.prompt_tokens).toBe(promptIds.length);
 
-    const res = await call("/v1/completions", { model, prompt: promptIds, max_tokens: 12, temperature: 0, return_token_ids: true });
-    const plain = (await res.json()) as any;
-    expect(reply.choices[0].token_ids).toEqual(plain.choices[0].token_ids);
-    expect(reply.usage.completion_tokens).toBe(reply.choices[0].token_ids.length);
-  });
+      const res = await call("/v1/completions", { model, prompt: promptIds, max_tokens: 12, temperature: 0, return_token_ids: true });
+      const plain = (await res.json()) as any;
+      expect(reply.choices[0].token_ids).toEqual(plain.choices[0].token_ids);
+      expect(reply.usage.completion_tokens).toBe(reply.choices[0].token_ids.length);
+    });
+  }
 
   it("streams the same reply in chat.completion.chunk deltas, ending with [DONE]", async () => {
     const reply = await chat({ model, messages, max_tokens: 12, temperature: 0 });
