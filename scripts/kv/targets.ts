@@ -122,11 +122,10 @@ class RemoteKv implements KvTarget {
   }
 
   async get(key: string) {
-    try {
-      return new Uint8Array((await this.wrangler(["key", "get", key], "buffer")) as Buffer);
-    } catch {
-      return null;
-    }
+    // `wrangler kv key get` prints "Value not found" for a missing key and succeeds: ask the
+    // listing whether the key exists first.
+    if (!(await this.list(key)).includes(key)) return null;
+    return new Uint8Array((await this.wrangler(["key", "get", key], "buffer")) as Buffer);
   }
 
   async put(key: string, value: Uint8Array) {
