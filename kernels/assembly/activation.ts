@@ -144,11 +144,32 @@ export function scale(x: usize, n: i32, s: f32): void {
 /** Index of the largest value, first one on ties (llama2.c greedy sampling); -1 if n <= 0. */
 export function argmax(x: usize, n: i32): i32 {
   if (n <= 0) return -1;
+  if (isNaN(load<f32>(x))) return 0; // nothing compares greater than a NaN first element
+  // per lane the first strict maximum (pmax keeps the old value on ties and NaN), then the
+  // lowest index among the lanes holding the overall maximum: the first maximum overall
+  let best = f32x4.splat(-Infinity);
+  let bi = i32x4(0, 1, 2, 3);
+  let ci = bi;
+  const four = i32x4.splat(4);
   let i = 0;
-  let mv = f32x4.splat(-Infinity);
-  for (; i + 4 <= n; i += 4) mv = f32x4.max(mv, v128.load(x + (<usize>i << 2)));
-  let m = hmaxf(mv);
-  for (; i < n; i++) m = max<f32>(m, load<f32>(x + (<usize>i << 2)));
-  for (i = 0; i < n; i++) if (load<f32>(x + (<usize>i << 2)) == m) return i;
-  return 0; // only reachable when every value is NaN
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    // lane masks are all-ones or all-zeros, where laneselect is exactly defined
+    bi = i32x4.relaxed_laneselect(ci, bi, f32x4.gt(v, best));
+    best = f32x4.pmax(best, v);
+    ci = i32x4.add(ci, four);
+  }
+  let m = f32x4.extract_lane(best, 0);
+  let mi = i32x4.extract_lane(bi, 0);
+  const m1 = f32x4.extract_lane(best, 1), i1 = i32x4.extract_lane(bi, 1);
+  if (m1 > m || (m1 == m && i1 < mi)) { m = m1; mi = i1; }
+  const m2 = f32x4.extract_lane(best, 2), i2 = i32x4.extract_lane(bi, 2);
+  if (m2 > m || (m2 == m && i2 < mi)) { m = m2; mi = i2; }
+  const m3 = f32x4.extract_lane(best, 3), i3 = i32x4.extract_lane(bi, 3);
+  if (m3 > m || (m3 == m && i3 < mi)) { m = m3; mi = i3; }
+  for (; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v > m) { m = v; mi = i; }
+  }
+  return mi;
 }

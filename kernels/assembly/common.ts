@@ -105,6 +105,31 @@ export function quarterRow(r: i32, k: i32, Q: i32): i32 {
   return k * Q + (r + k * ((Q >> 2) + 3)) % Q;
 }
 
+/**
+ * quarterRow(r, k, Q) - k*Q for r = 0, 1, .. kept as a counter: the per-pass integer modulo
+ * costs as much as a short row's whole pass. Start at quarterStart(k, Q), then quarterNext.
+ */
+@inline
+export function quarterStart(k: i32, Q: i32): i32 {
+  return (k * ((Q >> 2) + 3)) % Q;
+}
+
+@inline
+export function quarterNext(c: i32, Q: i32): i32 {
+  return c + 1 == Q ? 0 : c + 1;
+}
+
+/**
+ * Sums of the 8 i16 lanes of each of a, b, c, d as i32x4, for lanes small enough that sums of 4
+ * stay in i16 (|lane| <= 8191): two rounds of i16 adds, then one widening dot.
+ */
+@inline
+export function hsum4i16(a: v128, b: v128, c: v128, d: v128, ones: v128): v128 {
+  const ab = i16x8.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i16x8.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.dot_i16x8_s(i16x8.add(v128.shuffle<i64>(ab, cd, 0, 2), v128.shuffle<i64>(ab, cd, 1, 3)), ones);
+}
+
 /** Store lanes of s to out[r0], out[r1].. (f32), skipping padding rows >= rows. */
 @inline
 export function storeQuarterRows(out: usize, s: v128, r0: i32, r1: i32, r2: i32, r3: i32, rows: i32): void {

@@ -3,7 +3,7 @@
 // Same organisation as matmul_q8.ts (4 rows from the 4 quarters of the matrix per pass, tokens
 // of a chunk back to back over the same rows).
 
-import { F16_REBIAS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quarterRow, scratchBase, storeLanesStrided, storeQuarterRows } from "./common";
+import { F16_REBIAS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i16, quarterNext, quarterStart, scratchBase, storeLanesStrided, storeQuarterRows } from "./common";
 
 const WB: usize = <usize>Q4_0_BLOCK_BYTES;
 const XB: usize = <usize>Q8_0_BLOCK_BYTES;
@@ -42,16 +42,16 @@ function prepBytes(nb: i32, nt: i32): usize {
 }
 
 /**
- * Integer dot of one q4_0 block with x (without the -8 offset). Low nibbles are elements
- * 0..15, high nibbles 16..31 (ggml layout). i16 pair sums are at most 2*127*15, so both halves
- * can be added in i16 before one widening dot.
+ * Integer dot of one q4_0 block with x (without the -8 offset) as 8 i16 partial sums. Low
+ * nibbles are elements 0..15, high nibbles 16..31 (ggml layout). Each i16 lane is at most
+ * 2 * 2*128*15 = 7680 in magnitude, so hsum4i16 can add 4 of them before widening.
  */
 @inline
-function blockDot(wp: usize, x0: v128, x1: v128, ones: v128, low: v128): v128 {
+function blockDot16(wp: usize, x0: v128, x1: v128, low: v128): v128 {
   const q = v128.load(wp, 2);
   const lo = v128.and(q, low);
   const hi = v128.and(i16x8.shr_u(q, 4), low);
-  return i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)), ones);
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
 }
 
 /** 4 rows x one token over nb blocks, one block per iteration (see matmul_q8.ts). */
@@ -63,7 +63,7 @@ function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, pp: usize,
   while (pp < pEnd) {
     const x0 = v128.load(xp, 2), x1 = v128.load(xp, 18);
     const d = i32x4.add(
-      hsum4i(blockDot(w0, x0, x1, ones, low), blockDot(w1, x0, x1, ones, low), blockDot(w2, x0, x1, ones, low), blockDot(w3, x0, x1, ones, low)),
+      hsum4i16(blockDot16(w0, x0, x1, low), blockDot16(w1, x0, x1, low), blockDot16(w2, x0, x1, low), blockDot16(w3, x0, x1, low), ones),
       v128.load32_splat(pp),
     );
     let h = v128.load16_lane(w0, zero, 1);
@@ -125,11 +125,11 @@ function tile4Q4(out: usize, w: usize, xq: usize, rows: i32, nb: i32, nt: i32, o
       const q = v128.load(wp, 2);
       const lo = v128.and(q, low);
       const hi = v128.and(i16x8.shr_u(q, 4), low);
-      const d0 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 18), hi)), ones);
-      const d1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 18), hi)), ones);
-      const d2 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 18), hi)), ones);
-      const d3 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 18), hi)), ones);
-      const d = i32x4.add(hsum4i(d0, d1, d2, d3), v128.load(pp));
+      const d0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x0p, 18), hi));
+      const d1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x1p, 18), hi));
+      const d2 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x2p, 18), hi));
+      const d3 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 2), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x3p, 18), hi));
+      const d = i32x4.add(hsum4i16(d0, d1, d2, d3, ones), v128.load(pp));
       const scale = f32x4.mul(v128.and(i32x4.shr_s(v128.load16_splat(wp), 3), mask), v128.load(pp, 16));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), scale));
       wp += WB;
@@ -168,8 +168,10 @@ export function matmulQ4_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
       const ones = v128.load(S), mask = v128.load(S, 16), low = v128.load(S, 32);
       // one row from each quarter of the matrix per pass: 4 contiguous streams (see quarterRow)
       const Q = (rows + 3) >> 2;
+      let c1 = quarterStart(1, Q), c2 = quarterStart(2, Q), c3 = quarterStart(3, Q);
       for (let r = 0; r < Q; r++) {
-        const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
+        const r1 = Q + c1, r2 = 2 * Q + c2, r3 = 3 * Q + c3;
+        c1 = quarterNext(c1, Q); c2 = quarterNext(c2, Q); c3 = quarterNext(c3, Q);
         const w0 = w + <usize>r * stride;
         const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
         const acc = pass4(w0, w1, w2, w3, xt, S + HEAD, nb, ones, mask, low);

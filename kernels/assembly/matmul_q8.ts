@@ -6,7 +6,7 @@
 // once and then hit L1. Integer work dominates, so the per-block instruction count (as lowered
 // by V8) is what the loop shape optimises.
 
-import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quarterRow, scratchBase, storeQuarterRows } from "./common";
+import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quarterNext, quarterStart, scratchBase, storeQuarterRows } from "./common";
 
 const BB: usize = <usize>Q8_0_BLOCK_BYTES;
 /** Scratch: constants (kept in memory so V8 holds them in registers instead of rebuilding them
@@ -100,8 +100,10 @@ export function matmulQ8_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
     const ds = S + HEAD;
     // one row from each quarter of the matrix per pass: 4 contiguous streams (see quarterRow)
     const Q = (rows + 3) >> 2;
+    let c1 = quarterStart(1, Q), c2 = quarterStart(2, Q), c3 = quarterStart(3, Q);
     for (let r = 0; r < Q; r++) {
-      const r1 = quarterRow(r, 1, Q), r2 = quarterRow(r, 2, Q), r3 = quarterRow(r, 3, Q);
+      const r1 = Q + c1, r2 = 2 * Q + c2, r3 = 3 * Q + c3;
+      c1 = quarterNext(c1, Q); c2 = quarterNext(c2, Q); c3 = quarterNext(c3, Q);
       const w0 = w + <usize>r * stride;
       const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
       for (let t = 0; t < nt; t++) {

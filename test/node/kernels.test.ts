@@ -691,11 +691,15 @@ describe("elementwise", () => {
   it("argmax returns the first maximum", () => {
     const r = rng(23);
     for (const n of [...SIZES, 32000]) {
-      for (let trial = 0; trial < 4; trial++) {
+      for (let trial = 0; trial < 8; trial++) {
         const x = r.f32(n);
         if (trial === 1) x.fill(-3); // all ties -> 0
         if (trial === 2 && n > 5) { x[n - 1] = 50; x[n - 3] = 50; } // tie late in the row
         if (trial === 3) for (let i = 0; i < n; i++) x[i] = -Math.abs(x[i]!) - 1; // all negative
+        if (trial === 4) { x[n >> 1] = NaN; x[n - 1] = NaN; } // NaNs never win (reference: x[i] > x[best])
+        if (trial === 5) x[0] = NaN; // ...and a NaN first element wins
+        if (trial === 6) { x.fill(-Infinity); if (n > 2) x[n - 2] = -Infinity; }
+        if (trial === 7) { x.fill(-Infinity); x[n - 1] = -5; if (n > 6) x[5] = -5; }
         const got = scoped(() => K.argmax(put(x), n));
         expect(got).toBe(ref.argmax(x, n));
       }
