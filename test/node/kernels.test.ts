@@ -806,6 +806,28 @@ describe("attention", () => {
     });
   }
 
+  it("f16 cache: the prescaled fast path is bit-identical to the exact path (subnormals, zeros, specials elsewhere)", () => {
+    const r = rng(43);
+    const nHeads = 2, nKv = 2, hs = 20, nPos = 13, kvDim = nKv * hs;
+    const q = r.f32(nHeads * hs, 1.5), kf = r.f32(nPos * kvDim, 1.5), vf = r.f32(nPos * kvDim);
+    for (let i = 0; i < kf.length; i += 7) { kf[i] = (i % 3 - 1) * 3e-6; vf[i] = i % 2 ? -0 : 2e-7; } // f16 subnormals, zeros
+    q[3] = 1e-40; // f32 subnormal query
+    const run = (qq: Float32Array, kk: Float32Array, vv: Float32Array) => scoped(() => {
+      const qp = put(qq), kp = put(Q.toF16(kk)), vp = put(Q.toF16(vv)), o = K.alloc(4 * nHeads * hs), a = K.alloc(4 * nHeads * nPos);
+      K.attention(o, qp, kp, vp, a, nHeads, nKv, hs, nPos, "f16");
+      return [K.f32(o, hs).slice(), K.f32(a, nPos).slice()]; // head 0 only
+    });
+    const [fast, fastAtt] = run(q, kf, vf);
+    const bigQ = Float32Array.from(q); bigQ[hs + 1] = 40000; // head 1: q * 2^112 would overflow
+    const infK = Float32Array.from(kf); infK[hs + 2] = Infinity; // head 1's keys: f16 inf
+    const nanV = Float32Array.from(vf); nanV[5 * kvDim + hs] = NaN;
+    for (const [qq, kk, vv, what] of [[bigQ, kf, vf, "large q"], [q, infK, vf, "inf key"], [q, kf, nanV, "NaN value"]] as const) {
+      const [exact, exactAtt] = run(qq, kk, vv);
+      expectBitwise(exact, fast, `head 0 output, ${what}`);
+      expectBitwise(exactAtt, fastAtt, `head 0 weights, ${what}`);
+    }
+  });
+
   it("attentionBatch is causal and equals per-token attention", () => {
     const r = rng(42);
     for (const dtype of ["f32", "f16"] as const) {
