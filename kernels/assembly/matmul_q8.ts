@@ -15,19 +15,32 @@ const HEAD: usize = 64;
 
 /**
  * Per-token activation scales, stored times 2^112: this folds the f16 exponent rebias of the
- * weight scale into one precomputed factor (exact: the product is the same f32 value).
+ * weight scale into one precomputed factor (exact: the product is the same f32 value). With
+ * `signs`, each block's |x| and sign masks (64 bytes) follow at S + HEAD + 4*nt*nb, so the
+ * 4-row passes load them instead of recomputing them per pass.
  */
-function prepare(S: usize, xq: usize, nb: i32, nt: i32): void {
+function prepare(S: usize, xq: usize, nb: i32, nt: i32, signs: bool): void {
   v128.store(S, i16x8.splat(1));
   v128.store(S, i32x4.splat(0x8fffe000), 16);
   const ds = S + HEAD;
   const n = <usize>nt * <usize>nb;
   for (let i: usize = 0; i < n; i++) store<f32>(ds + (i << 2), f16ToF32(load<u16>(xq + i * BB)) * F16_REBIAS);
+  if (!signs) return;
+  const zero = i8x16.splat(0);
+  let sp = ds + (n << 2);
+  for (let i: usize = 0; i < n; i++) {
+    const x0 = v128.load(xq + i * BB, 2), x1 = v128.load(xq + i * BB, 18);
+    v128.store(sp, i8x16.abs(x0));
+    v128.store(sp, i8x16.abs(x1), 16);
+    v128.store(sp, i8x16.lt_s(x0, zero), 32);
+    v128.store(sp, i8x16.lt_s(x1, zero), 48);
+    sp += 64;
+  }
 }
 
 @inline
-function prepBytes(nb: i32, nt: i32): usize {
-  return HEAD + <usize>nt * <usize>nb * 4;
+function prepBytes(nb: i32, nt: i32, signs: bool): usize {
+  return HEAD + <usize>nt * <usize>nb * (signs ? 68 : 4);
 }
 
 /**
@@ -50,28 +63,37 @@ function blockDot(wp: usize, a0: v128, a1: v128, m0: v128, m1: v128, ones: v128)
 
 /**
  * 4 rows x one token over nb blocks. One block per iteration on purpose: V8 issues a loop body's
- * loads up front, and a bigger body spills registers (measured slower).
+ * loads up front, and a bigger body spills registers (measured slower). SIGNS: |x| and the sign
+ * masks come precomputed from the scratch at sp (see prepare), else from xp.
  */
 @inline
-function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, dp: usize, nb: i32, ones: v128, mask: v128): v128 {
+function pass4<SIGNS>(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, sp: usize, dp: usize, nb: i32, ones: v128, mask: v128): v128 {
   let acc = f32x4.splat(0);
   const zero = i8x16.splat(0);
   const dEnd = dp + (<usize>nb << 2);
   while (dp < dEnd) {
-    const x0 = v128.load(xp, 2), x1 = v128.load(xp, 18);
-    const a0 = i8x16.abs(x0), a1 = i8x16.abs(x1);
-    const m0 = i8x16.lt_s(x0, zero), m1 = i8x16.lt_s(x1, zero);
+    let a0: v128, a1: v128, m0: v128, m1: v128;
+    if (sizeof<SIGNS>() == 1) {
+      a0 = v128.load(sp); a1 = v128.load(sp, 16);
+      m0 = v128.load(sp, 32); m1 = v128.load(sp, 48);
+    } else {
+      const x0 = v128.load(xp, 2), x1 = v128.load(xp, 18);
+      a0 = i8x16.abs(x0); a1 = i8x16.abs(x1);
+      m0 = i8x16.lt_s(x0, zero); m1 = i8x16.lt_s(x1, zero);
+    }
     const d = hsum4i(blockDot(w0, a0, a1, m0, m1, ones), blockDot(w1, a0, a1, m0, m1, ones),
       blockDot(w2, a0, a1, m0, m1, ones), blockDot(w3, a0, a1, m0, m1, ones));
     // the 4 rows' f16 scales in the high half of each i32 lane; shift + mask gives d_w * 2^-112
-    let h = v128.load16_lane(w0, zero, 1);
+    // (the low halves are don't-care: the mask below clears them, so any vector is a base)
+    let h = v128.load16_lane(w0, mask, 1);
     h = v128.load16_lane(w1, h, 3);
     h = v128.load16_lane(w2, h, 5);
     h = v128.load16_lane(w3, h, 7);
     const scale = f32x4.mul(v128.and(i32x4.shr_s(h, 3), mask), v128.load32_splat(dp));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), scale));
     w0 += BB; w1 += BB; w2 += BB; w3 += BB;
-    xp += BB;
+    if (sizeof<SIGNS>() == 1) sp += 64;
+    else xp += BB;
     dp += 4;
   }
   return acc;
@@ -85,19 +107,21 @@ function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, dp: usize,
 export function matmulQ8_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   if (rows <= 0 || nTok <= 0) return;
   const nb = (cols + QK - 1) / QK;
-  if (prepBytes(nb, 1) > <usize>SCRATCH_BYTES) unreachable();
+  if (prepBytes(nb, 1, false) > <usize>SCRATCH_BYTES) unreachable();
+  const signs = prepBytes(nb, 1, true) <= <usize>SCRATCH_BYTES;
   const S = scratchBase();
   const stride = <usize>nb * BB;
   const ostride = <usize>rows << 2;
   const last = w + <usize>(rows - 1) * stride;
   // tokens per chunk: as many as the scratch holds (prepared once, reused by every row group)
   let chunk = 1;
-  while (chunk < nTok && prepBytes(nb, chunk * 2) <= <usize>SCRATCH_BYTES) chunk *= 2;
+  while (chunk < nTok && prepBytes(nb, chunk * 2, signs) <= <usize>SCRATCH_BYTES) chunk *= 2;
   for (let t0 = 0; t0 < nTok; t0 += chunk) {
     const nt = min(chunk, nTok - t0);
-    prepare(S, xq + <usize>t0 * stride, nb, nt);
+    prepare(S, xq + <usize>t0 * stride, nb, nt, signs);
     const ones = v128.load(S), mask = v128.load(S, 16);
     const ds = S + HEAD;
+    const ss = ds + ((<usize>nt * <usize>nb) << 2);
     // one row from each quarter of the matrix per pass: 4 contiguous streams (see quarterRow)
     const Q = (rows + 3) >> 2;
     let c1 = quarterStart(1, Q), c2 = quarterStart(2, Q), c3 = quarterStart(3, Q);
@@ -108,7 +132,10 @@ export function matmulQ8_0(out: usize, w: usize, xq: usize, rows: i32, cols: i32
       const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
       for (let t = 0; t < nt; t++) {
         const i = <usize>t * <usize>nb;
-        const acc = pass4(w0, w1, w2, w3, xq + (<usize>t0 + <usize>t) * stride, ds + (i << 2), nb, ones, mask);
+        const xp = xq + (<usize>t0 + <usize>t) * stride;
+        const acc = signs
+          ? pass4<u8>(w0, w1, w2, w3, xp, ss + (i << 6), ds + (i << 2), nb, ones, mask)
+          : pass4<u16>(w0, w1, w2, w3, xp, 0, ds + (i << 2), nb, ones, mask);
         storeQuarterRows(out + (<usize>t0 + <usize>t) * ostride, acc, r, r1, r2, r3, rows);
       }
     }
