@@ -3,7 +3,6 @@
 // figures printed (the README quotes them).
 
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0, type DType } from "../../kernels/quant";
 import { buildArtifacts, type BuildArtifacts } from "../../scripts/build/pipeline";
