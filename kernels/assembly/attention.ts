@@ -143,12 +143,17 @@ function qSmall(q: usize, n: i32): bool {
  */
 export function attention(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, nPos: i32, cacheDtype: i32): void {
   if (nHeads <= 0 || nKvHeads <= 0 || nPos <= 0) return;
-  const group = nHeads / nKvHeads;
   const isF16 = cacheDtype == DTYPE_F16;
+  const fast = isF16 && f16Finite(kCache, nPos * nKvHeads * headSize) && f16Finite(vCache, nPos * nKvHeads * headSize) && qSmall(q, nHeads * headSize);
+  attendAll(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, nPos, isF16, fast);
+}
+
+/** Every head of one query token; `fast` as decided by the callers (see load4). */
+function attendAll(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, nPos: i32, isF16: bool, fast: bool): void {
+  const group = nHeads / nKvHeads;
   const es: usize = isF16 ? 2 : 4;
   const rowBytes = <usize>(nKvHeads * headSize) * es;
   const scale: f32 = <f32>1.0 / Mathf.sqrt(<f32>headSize);
-  const fast = isF16 && f16Finite(kCache, nPos * nKvHeads * headSize) && f16Finite(vCache, nPos * nKvHeads * headSize) && qSmall(q, nHeads * headSize);
   for (let h = 0; h < nHeads; h++) {
     const qo = (<usize>h * <usize>headSize) << 2;
     const kvo = <usize>((h / group) * headSize) * es;
@@ -165,8 +170,14 @@ export function attention(out: usize, q: usize, kCache: usize, vCache: usize, at
  * hold all nTok new positions. att: scratch of nHeads*(startPos+nTok) f32.
  */
 export function attentionBatch(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, startPos: i32, nTok: i32, cacheDtype: i32): void {
+  if (nHeads <= 0 || nKvHeads <= 0 || nTok <= 0) return;
   const rowF = (<usize>nHeads * <usize>headSize) << 2;
+  // the fast f16 path's preconditions checked once for the whole batch (not per token: that
+  // rescanned the cache every time); both paths give bit-identical results
+  const isF16 = cacheDtype == DTYPE_F16;
+  const n = (startPos + nTok) * nKvHeads * headSize;
+  const fast = isF16 && f16Finite(kCache, n) && f16Finite(vCache, n) && qSmall(q, nTok * nHeads * headSize);
   for (let t = 0; t < nTok; t++) {
-    attention(out + <usize>t * rowF, q + <usize>t * rowF, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos + t + 1, cacheDtype);
+    attendAll(out + <usize>t * rowF, q + <usize>t * rowF, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos + t + 1, isF16, fast);
   }
 }

@@ -856,4 +856,28 @@ describe("attention", () => {
       expect(Array.from(got2.subarray((nTok - 1) * perTok)).some((x, i) => x !== got[(nTok - 1) * perTok + i])).toBe(true);
     }
   });
+
+  it("attentionBatch on an f16 cache is bit-identical to per-token attention, also when only a later position or token is special", () => {
+    // the batch decides the fast path once for all its tokens; per token the decision can differ
+    const r = rng(44);
+    const nHeads = 4, nKv = 2, hs = 16, startPos = 3, kvDim = nKv * hs;
+    for (const nTok of [1, 2, 5]) {
+      const nPos = startPos + nTok;
+      const q = r.f32(nTok * nHeads * hs), kf = r.f32(nPos * kvDim), vf = r.f32(nPos * kvDim);
+      const infK = Float32Array.from(kf); infK[(nPos - 1) * kvDim + hs + 1] = Infinity; // last position, kv head 1
+      const bigQ = Float32Array.from(q); bigQ[(nTok - 1) * nHeads * hs + 3] = 50000; // last token
+      for (const [qq, kk, what] of [[q, kf, "finite"], [q, infK, "inf key"], [bigQ, kf, "large q"]] as const) {
+        scoped(() => {
+          const qp = put(qq), kp = put(Q.toF16(kk)), vp = put(Q.toF16(vf));
+          const o = K.alloc(4 * nTok * nHeads * hs), a = K.alloc(4 * nHeads * nPos);
+          K.attentionBatch(o, qp, kp, vp, a, nHeads, nKv, hs, startPos, nTok, "f16");
+          const batch = K.f32(o, nTok * nHeads * hs).slice();
+          for (let t = 0; t < nTok; t++) {
+            K.attention(o, qp + 4 * t * nHeads * hs, kp, vp, a, nHeads, nKv, hs, startPos + t + 1, "f16");
+            expectBitwise(batch.subarray(t * nHeads * hs, (t + 1) * nHeads * hs), K.f32(o, nHeads * hs).slice(), `${what} nTok=${nTok} token ${t}`);
+          }
+        });
+      }
+    }
+  });
 });
