@@ -84,7 +84,7 @@ export class LlamaModel implements CausalLm {
 
   private forwardChunk(tokens: number[], pos: number, cache: KvCache): void {
     const k = this.k;
-    const { dim, hiddenDim, nHeads, nKvHeads, normEps, vocabSize } = this.config;
+    const { dim, hiddenDim, nHeads, nKvHeads, normEps } = this.config;
     const b = this.buf;
     const n = tokens.length;
     const f32 = 4;
