@@ -7,10 +7,10 @@
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { projectRoot } from "../paths";
+import { freePort } from "../serve-process";
 import { benchPrompt } from "./models";
 
 const execFileP = promisify(execFile);
@@ -43,17 +43,6 @@ export async function buildIntoLocalKv(checkpoint: string, tokenizer: string, id
   if (!result.ok) throw new Error(`edgeinfer build ${id} failed: ${result.error}`);
   writeFileSync(stamp, JSON.stringify({ want, manifest: result.manifest, buildMs }));
   return { id, manifest: result.manifest, buildMs, cached: false };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 /** Descendant process ids of `pid` (from /proc; Linux only). */
