@@ -52,8 +52,9 @@ export function createApp(
   });
   app.onError((err, c) => {
     const e = toApiError(err);
-    // Logged once, here; clients get the message but never a stack.
-    if (e.status >= 500) console.error(err instanceof ModelError ? err.message : err);
+    // Model load failures were logged where they happened (once per load); anything else
+    // unexpected is logged here. Clients get the message, never a stack.
+    if (e.status >= 500 && !(err instanceof ModelError)) console.error(err);
     return c.json(e.body, e.status);
   });
   return { app, models };

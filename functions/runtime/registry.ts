@@ -67,7 +67,13 @@ export class ModelRegistry {
     if (hit) return hit.model;
     let pending = this.loading.get(manifestSha);
     if (!pending) {
-      pending = this.load(kv, id, manifestSha).finally(() => this.loading.delete(manifestSha));
+      pending = this.load(kv, id, manifestSha)
+        .catch((e) => {
+          // Logged here, once per failed load, however many requests were waiting on it.
+          console.error(`edgeinfer: ${(e as Error).message}`);
+          throw e;
+        })
+        .finally(() => this.loading.delete(manifestSha));
       this.loading.set(manifestSha, pending);
     }
     return pending;

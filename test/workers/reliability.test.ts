@@ -127,3 +127,22 @@ describe("storage that hangs", () => {
     expect(again.status).toBe(200);
   });
 });
+
+describe("logging", () => {
+  it("logs a failed load once, however many requests were waiting on it", async () => {
+    const { app } = createApp(kernelsModule);
+    const env = { ...testEnv, MODELS: faultyKv(testEnv.MODELS, { match: (k) => k.startsWith("shards/"), mode: "throw" }) };
+    const logged: unknown[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    try {
+      const ask = () => app.request("/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "aidreams260K", prompt: "Once", max_tokens: 2 }) }, env);
+      const statuses = (await Promise.all([ask(), ask(), ask(), ask()])).map((r) => r.status);
+      expect(statuses).toEqual([503, 503, 503, 503]);
+    } finally {
+      console.error = original;
+    }
+    expect(logged).toHaveLength(1);
+    expect(String((logged[0] as unknown[])[0])).toContain("aidreams260K");
+  });
+});
