@@ -12,6 +12,8 @@ export interface Matrix {
   dtype: DType;
   rows: number;
   cols: number;
+  /** q8_0 repacked in place by Kernels.repackQ8_0x4 (faster decode; lookups and products go through the x4 kernels). */
+  packed?: boolean;
 }
 
 /** What the generation loop needs of a model, whatever its family. */
@@ -51,6 +53,7 @@ export class KvCache {
 export class ModelMemory {
   readonly buf: Record<string, Ptr> = {};
   private readonly byName: Map<string, Manifest["tensors"][number]>;
+  private readonly packed = new Map<string, boolean>();
 
   constructor(
     readonly k: Kernels,
@@ -74,7 +77,15 @@ export class ModelMemory {
   matrix(name: string, rows: number, cols: number): Matrix {
     const t = this.tensor(name);
     if (t.shape[0] !== rows || t.shape[1] !== cols) throw new Error(`tensor ${name} has shape [${t.shape}], expected [${rows},${cols}]`);
-    return { ptr: this.weightsPtr + t.offset, dtype: t.dtype, rows, cols };
+    const ptr = this.weightsPtr + t.offset;
+    // q8_0 matrices are repacked once, in place, the first time they are asked for (a tied
+    // embedding is asked for twice and must not be repacked again)
+    let packed = this.packed.get(name);
+    if (packed === undefined) {
+      packed = t.dtype === "q8_0" && rows >= 4 && this.k.repackQ8_0x4(ptr, rows, cols);
+      this.packed.set(name, packed);
+    }
+    return { ptr, dtype: t.dtype, rows, cols, packed };
   }
 
   vector(name: string, n: number): Ptr {
@@ -86,6 +97,7 @@ export class ModelMemory {
   /** Row `row` of an embedding-like matrix, as f32 at `out`. */
   lookup(out: Ptr, m: Matrix, row: number): void {
     if (!(row >= 0 && row < m.rows)) throw new Error(`row ${row} is outside ${m.rows}`);
+    if (m.packed) return this.k.dequantizeRowQ8_0x4(out, m.ptr, m.rows, m.cols, row);
     this.k.dequantizeRow(m.dtype, out, m.ptr + row * rowBytes(m.dtype, m.cols), m.cols);
   }
 
@@ -96,7 +108,8 @@ export class ModelMemory {
   linear(out: Ptr, w: Matrix, x: Ptr, n: number, quantize: boolean): void {
     if (w.dtype === "q8_0" || w.dtype === "q4_0") {
       if (quantize) this.k.quantizeRows(this.buf.xq, x, w.cols, n);
-      this.k.matmul(w.dtype, out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+      if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+      else this.k.matmul(w.dtype, out, w.ptr, this.buf.xq, w.rows, w.cols, n);
     } else {
       this.k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);
     }

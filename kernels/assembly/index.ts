@@ -18,6 +18,7 @@ export { quantizeRowQ8_0, quantizeRowsQ8_0, dequantizeRowQ8_0, dequantizeRowQ4_0
 export { matmulF32 } from "./matmul_f32";
 export { matmulF16 } from "./matmul_f16";
 export { matmulQ8_0 } from "./matmul_q8";
+export { matmulQ8_0x4, repackQ8_0x4, dequantizeRowQ8_0x4 } from "./matmul_q8x4";
 export { matmulQ4_0 } from "./matmul_q4";
 export { rmsnorm, layernorm } from "./norm";
 export { softmax, swiglu, silu, gelu, addInPlace, addBias, mulInPlace, scale, argmax } from "./activation";

@@ -11,7 +11,7 @@ import { F16_REBIAS, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16ToF32, hsum4i, quar
 const BB: usize = <usize>Q8_0_BLOCK_BYTES;
 /** Scratch: constants (kept in memory so V8 holds them in registers instead of rebuilding them
  *  every iteration), then per token and block the activation scale times 2^112. */
-const HEAD: usize = 64;
+export const HEAD: usize = 64;
 
 /**
  * Per-token activation scales, stored times 2^112: this folds the f16 exponent rebias of the
@@ -19,7 +19,7 @@ const HEAD: usize = 64;
  * `signs`, each block's |x| and sign masks (64 bytes) follow at S + HEAD + 4*nt*nb, so the
  * 4-row passes load them instead of recomputing them per pass.
  */
-function prepare(S: usize, xq: usize, nb: i32, nt: i32, signs: bool): void {
+export function prepare(S: usize, xq: usize, nb: i32, nt: i32, signs: bool): void {
   v128.store(S, i16x8.splat(1));
   v128.store(S, i32x4.splat(0x8fffe000), 16);
   const ds = S + HEAD;
@@ -39,7 +39,7 @@ function prepare(S: usize, xq: usize, nb: i32, nt: i32, signs: bool): void {
 }
 
 @inline
-function prepBytes(nb: i32, nt: i32, signs: bool): usize {
+export function prepBytes(nb: i32, nt: i32, signs: bool): usize {
   return HEAD + <usize>nt * <usize>nb * (signs ? 68 : 4);
 }
 
@@ -52,7 +52,7 @@ function prepBytes(nb: i32, nt: i32, signs: bool): usize {
  * halves are widened separately because their sum could overflow i16.
  */
 @inline
-function blockDot(wp: usize, a0: v128, a1: v128, m0: v128, m1: v128, ones: v128): v128 {
+export function blockDot(wp: usize, a0: v128, a1: v128, m0: v128, m1: v128, ones: v128): v128 {
   const s0 = i8x16.sub_sat_s(v128.xor(v128.load(wp, 2), m0), m0);
   const s1 = i8x16.sub_sat_s(v128.xor(v128.load(wp, 18), m1), m1);
   return i32x4.add(
@@ -67,7 +67,7 @@ function blockDot(wp: usize, a0: v128, a1: v128, m0: v128, m1: v128, ones: v128)
  * masks come precomputed from the scratch at sp (see prepare), else from xp.
  */
 @inline
-function pass4<SIGNS>(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, sp: usize, dp: usize, nb: i32, ones: v128, mask: v128): v128 {
+export function pass4<SIGNS>(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, sp: usize, dp: usize, nb: i32, ones: v128, mask: v128): v128 {
   let acc = f32x4.splat(0);
   const zero = i8x16.splat(0);
   const dEnd = dp + (<usize>nb << 2);

@@ -76,3 +76,50 @@ export function matmulQ4_0(out: Float32Array, w: Uint8Array, xq: Uint8Array, row
     }
   }
 }
+
+/**
+ * In-place 4-row interleave of a q8_0 matrix (see kernels/assembly/matmul_q8x4.ts): each group of
+ * 4 rows becomes, per block index, the 4 rows' f16 scales (8 bytes) then their 32 quants each;
+ * the last rows % 4 rows stay plain.
+ */
+export function repackQ8_0x4(w: Uint8Array, rows: number, cols: number): void {
+  const nb = blocksPerRow(cols);
+  const rb = nb * Q8_0_BLOCK_BYTES;
+  for (let g = 0; g + 4 <= rows; g += 4) {
+    const src = w.slice(g * rb, (g + 4) * rb);
+    const dst = w.subarray(g * rb, (g + 4) * rb);
+    for (let b = 0; b < nb; b++) {
+      const o = b * 4 * Q8_0_BLOCK_BYTES;
+      for (let k = 0; k < 4; k++) {
+        const s = k * rb + b * Q8_0_BLOCK_BYTES;
+        dst[o + 2 * k] = src[s]!;
+        dst[o + 2 * k + 1] = src[s + 1]!;
+        dst.set(src.subarray(s + 2, s + Q8_0_BLOCK_BYTES), o + 8 + 32 * k);
+      }
+    }
+  }
+}
+
+/** The plain q8_0 bytes of row r of a repacked matrix. */
+export function unpackRowQ8_0x4(w: Uint8Array, rows: number, cols: number, r: number): Uint8Array {
+  const nb = blocksPerRow(cols);
+  const rb = nb * Q8_0_BLOCK_BYTES;
+  if (r >= rows - (rows % 4)) return w.slice(r * rb, (r + 1) * rb);
+  const out = new Uint8Array(rb);
+  const base = (r - (r % 4)) * rb, k = r % 4;
+  for (let b = 0; b < nb; b++) {
+    const o = base + b * 4 * Q8_0_BLOCK_BYTES;
+    out[b * Q8_0_BLOCK_BYTES] = w[o + 2 * k]!;
+    out[b * Q8_0_BLOCK_BYTES + 1] = w[o + 2 * k + 1]!;
+    out.set(w.subarray(o + 8 + 32 * k, o + 8 + 32 * k + 32), b * Q8_0_BLOCK_BYTES + 2);
+  }
+  return out;
+}
+
+/** matmulQ8_0 on a matrix repacked by repackQ8_0x4 (same results). */
+export function matmulQ8_0x4(out: Float32Array, w: Uint8Array, xq: Uint8Array, rows: number, cols: number, nTok: number): void {
+  const rb = blocksPerRow(cols) * Q8_0_BLOCK_BYTES;
+  const plain = new Uint8Array(rows * rb);
+  for (let r = 0; r < rows; r++) plain.set(unpackRowQ8_0x4(w, rows, cols, r), r * rb);
+  matmulQ8_0(out, plain, xq, rows, cols, nTok);
+}
