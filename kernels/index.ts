@@ -52,6 +52,9 @@ export interface KernelExports {
   matmulQ8_0x4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
   repackQ8_0x4(w: Ptr, rows: number, cols: number): number;
   dequantizeRowQ8_0x4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
+  matmulQ4_0x4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  repackQ4_0x4(w: Ptr, rows: number, cols: number): number;
+  dequantizeRowQ4_0x4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
   rmsnorm(out: Ptr, x: Ptr, weight: Ptr, n: number, eps: number): void;
   layernorm(out: Ptr, x: Ptr, weight: Ptr, bias: Ptr, n: number, eps: number): void;
   softmax(x: Ptr, n: number): void;
@@ -277,6 +280,38 @@ export class Kernels {
     this.range("dequantizeRowQ8_0x4 dst", dst, 4 * cols);
     this.range("dequantizeRowQ8_0x4 w", w, rowBytes("q8_0", cols) * rows);
     this.exports.dequantizeRowQ8_0x4(dst, w, rows, cols, row);
+  }
+
+  /**
+   * Repack a q4_0 matrix in place (same bytes) into the 4-row-interleaved layout that
+   * `matmulQ4_0x4` reads: per 4 rows and block index, the 4 f16 scales then the 4 rows' nibbles
+   * transposed in 4-byte units; the last rows % 4 rows stay plain. Returns false (memory
+   * untouched) if the rows are too wide for the kernels' scratch. The repacked matrix must only
+   * be used through the *Q4_0x4 methods.
+   */
+  repackQ4_0x4(w: Ptr, rows: number, cols: number): boolean {
+    this.shape("repackQ4_0x4", rows, cols);
+    this.range("repackQ4_0x4 w", w, rowBytes("q4_0", cols) * rows);
+    return this.exports.repackQ4_0x4(w, rows, cols) !== 0;
+  }
+
+  /** matmul("q4_0", ...) for a matrix repacked by `repackQ4_0x4`; bit-identical results. */
+  matmulQ4_0x4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok = 1): void {
+    this.shape("matmulQ4_0x4", rows, cols, nTok);
+    if (cols > this.maxQuantCols) throw new RangeError(`matmulQ4_0x4: cols ${cols} > ${this.maxQuantCols} supported`);
+    this.range("matmulQ4_0x4 out", out, 4 * rows * nTok);
+    this.range("matmulQ4_0x4 w", w, rowBytes("q4_0", cols) * rows);
+    this.range("matmulQ4_0x4 xq", xq, rowBytes("q8_0", cols) * nTok);
+    this.exports.matmulQ4_0x4(out, w, xq, rows, cols, nTok);
+  }
+
+  /** Row `row` of a `repackQ4_0x4` matrix as f32 (same values as dequantizeRow of the plain row). */
+  dequantizeRowQ4_0x4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void {
+    this.shape("dequantizeRowQ4_0x4", rows, cols);
+    if (!(Number.isInteger(row) && row >= 0 && row < rows)) throw new RangeError(`dequantizeRowQ4_0x4: row ${row} outside ${rows}`);
+    this.range("dequantizeRowQ4_0x4 dst", dst, 4 * cols);
+    this.range("dequantizeRowQ4_0x4 w", w, rowBytes("q4_0", cols) * rows);
+    this.exports.dequantizeRowQ4_0x4(dst, w, rows, cols, row);
   }
 
   /**

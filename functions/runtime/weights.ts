@@ -12,7 +12,7 @@ export interface Matrix {
   dtype: DType;
   rows: number;
   cols: number;
-  /** q8_0 repacked in place by Kernels.repackQ8_0x4 (faster decode; lookups and products go through the x4 kernels). */
+  /** q8_0 / q4_0 repacked in place by Kernels.repackQ8_0x4 / repackQ4_0x4 (faster decode; lookups and products go through the x4 kernels). */
   packed?: boolean;
 }
 
@@ -78,11 +78,11 @@ export class ModelMemory {
     const t = this.tensor(name);
     if (t.shape[0] !== rows || t.shape[1] !== cols) throw new Error(`tensor ${name} has shape [${t.shape}], expected [${rows},${cols}]`);
     const ptr = this.weightsPtr + t.offset;
-    // q8_0 matrices are repacked once, in place, the first time they are asked for (a tied
+    // q8_0 and q4_0 matrices are repacked once, in place, the first time they are asked for (a tied
     // embedding is asked for twice and must not be repacked again)
     let packed = this.packed.get(name);
     if (packed === undefined) {
-      packed = t.dtype === "q8_0" && rows >= 4 && this.k.repackQ8_0x4(ptr, rows, cols);
+      packed = rows >= 4 && (t.dtype === "q8_0" ? this.k.repackQ8_0x4(ptr, rows, cols) : t.dtype === "q4_0" && this.k.repackQ4_0x4(ptr, rows, cols));
       this.packed.set(name, packed);
     }
     return { ptr, dtype: t.dtype, rows, cols, packed };
@@ -97,7 +97,10 @@ export class ModelMemory {
   /** Row `row` of an embedding-like matrix, as f32 at `out`. */
   lookup(out: Ptr, m: Matrix, row: number): void {
     if (!(row >= 0 && row < m.rows)) throw new Error(`row ${row} is outside ${m.rows}`);
-    if (m.packed) return this.k.dequantizeRowQ8_0x4(out, m.ptr, m.rows, m.cols, row);
+    if (m.packed) {
+      if (m.dtype === "q4_0") return this.k.dequantizeRowQ4_0x4(out, m.ptr, m.rows, m.cols, row);
+      return this.k.dequantizeRowQ8_0x4(out, m.ptr, m.rows, m.cols, row);
+    }
     this.k.dequantizeRow(m.dtype, out, m.ptr + row * rowBytes(m.dtype, m.cols), m.cols);
   }
 
@@ -108,7 +111,8 @@ export class ModelMemory {
   linear(out: Ptr, w: Matrix, x: Ptr, n: number, quantize: boolean): void {
     if (w.dtype === "q8_0" || w.dtype === "q4_0") {
       if (quantize) this.k.quantizeRows(this.buf.xq, x, w.cols, n);
-      if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+      if (w.packed && w.dtype === "q4_0") this.k.matmulQ4_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+      else if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
       else this.k.matmul(w.dtype, out, w.ptr, this.buf.xq, w.rows, w.cols, n);
     } else {
       this.k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);

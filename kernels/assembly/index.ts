@@ -20,6 +20,7 @@ export { matmulF16 } from "./matmul_f16";
 export { matmulQ8_0 } from "./matmul_q8";
 export { matmulQ8_0x4, repackQ8_0x4, dequantizeRowQ8_0x4 } from "./matmul_q8x4";
 export { matmulQ4_0 } from "./matmul_q4";
+export { matmulQ4_0x4, repackQ4_0x4, dequantizeRowQ4_0x4 } from "./matmul_q4x4";
 export { rmsnorm, layernorm } from "./norm";
 export { softmax, swiglu, silu, gelu, addInPlace, addBias, mulInPlace, scale, argmax } from "./activation";
 export { rope } from "./rope";

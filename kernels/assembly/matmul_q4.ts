@@ -8,9 +8,9 @@ import { F16_REBIAS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, SCRATCH_BYTES, f16T
 const WB: usize = <usize>Q4_0_BLOCK_BYTES;
 const XB: usize = <usize>Q8_0_BLOCK_BYTES;
 /** Scratch head: constants kept in memory so V8 holds them in registers. */
-const HEAD: usize = 64;
+export const HEAD: usize = 64;
 /** Per token and block: [-8 * sum(x) as i32][d_x * 2^112 as f32]. */
-const PREP: usize = 8;
+export const PREP: usize = 8;
 
 /**
  * The raw nibbles (0..15) are the relaxed dot's second operand, which must be in [0, 127] to be
@@ -18,7 +18,7 @@ const PREP: usize = 8;
  * sum x*(n-8) = sum x*n - 8*sum x, with -8*sum x precomputed per token. Scales are stored times
  * 2^112 to fold in the weight scale's f16 exponent rebias (exact).
  */
-function prepare(S: usize, xq: usize, nb: i32, nt: i32): void {
+export function prepare(S: usize, xq: usize, nb: i32, nt: i32): void {
   v128.store(S, i16x8.splat(1));
   v128.store(S, i32x4.splat(0x8fffe000), 16);
   v128.store(S, i8x16.splat(0x0f), 32);
@@ -37,7 +37,7 @@ function prepare(S: usize, xq: usize, nb: i32, nt: i32): void {
 }
 
 @inline
-function prepBytes(nb: i32, nt: i32): usize {
+export function prepBytes(nb: i32, nt: i32): usize {
   return HEAD + <usize>nt * <usize>nb * PREP;
 }
 
@@ -56,7 +56,7 @@ function blockDot16(wp: usize, x0: v128, x1: v128, low: v128): v128 {
 
 /** 4 rows x one token over nb blocks, one block per iteration (see matmul_q8.ts). */
 @inline
-function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, pp: usize, nb: i32, ones: v128, mask: v128, low: v128): v128 {
+export function pass4(w0: usize, w1: usize, w2: usize, w3: usize, xp: usize, pp: usize, nb: i32, ones: v128, mask: v128, low: v128): v128 {
   let acc = f32x4.splat(0);
   const zero = i8x16.splat(0);
   const pEnd = pp + <usize>nb * PREP;

@@ -123,3 +123,51 @@ export function matmulQ8_0x4(out: Float32Array, w: Uint8Array, xq: Uint8Array, r
   for (let r = 0; r < rows; r++) plain.set(unpackRowQ8_0x4(w, rows, cols, r), r * rb);
   matmulQ8_0(out, plain, xq, rows, cols, nTok);
 }
+
+/**
+ * In-place 4-row interleave of a q4_0 matrix (see kernels/assembly/matmul_q4x4.ts): each group of
+ * 4 rows becomes, per block index, the 4 rows' f16 scales (8 bytes) then 4 nibble vectors of
+ * 16 bytes, vector j holding bytes 4j..4j+3 of each of the 4 rows' blocks in row order; the last
+ * rows % 4 rows stay plain.
+ */
+export function repackQ4_0x4(w: Uint8Array, rows: number, cols: number): void {
+  const nb = blocksPerRow(cols);
+  const rb = nb * Q4_0_BLOCK_BYTES;
+  for (let g = 0; g + 4 <= rows; g += 4) {
+    const src = w.slice(g * rb, (g + 4) * rb);
+    const dst = w.subarray(g * rb, (g + 4) * rb);
+    for (let b = 0; b < nb; b++) {
+      const o = b * 4 * Q4_0_BLOCK_BYTES;
+      for (let k = 0; k < 4; k++) {
+        const s = k * rb + b * Q4_0_BLOCK_BYTES;
+        dst[o + 2 * k] = src[s]!;
+        dst[o + 2 * k + 1] = src[s + 1]!;
+        for (let j = 0; j < 4; j++) dst.set(src.subarray(s + 2 + 4 * j, s + 6 + 4 * j), o + 8 + 16 * j + 4 * k);
+      }
+    }
+  }
+}
+
+/** The plain q4_0 bytes of row r of a repacked matrix. */
+export function unpackRowQ4_0x4(w: Uint8Array, rows: number, cols: number, r: number): Uint8Array {
+  const nb = blocksPerRow(cols);
+  const rb = nb * Q4_0_BLOCK_BYTES;
+  if (r >= rows - (rows % 4)) return w.slice(r * rb, (r + 1) * rb);
+  const out = new Uint8Array(rb);
+  const base = (r - (r % 4)) * rb, k = r % 4;
+  for (let b = 0; b < nb; b++) {
+    const o = base + b * 4 * Q4_0_BLOCK_BYTES;
+    out[b * Q4_0_BLOCK_BYTES] = w[o + 2 * k]!;
+    out[b * Q4_0_BLOCK_BYTES + 1] = w[o + 2 * k + 1]!;
+    for (let j = 0; j < 4; j++) out.set(w.subarray(o + 8 + 16 * j + 4 * k, o + 12 + 16 * j + 4 * k), b * Q4_0_BLOCK_BYTES + 2 + 4 * j);
+  }
+  return out;
+}
+
+/** matmulQ4_0 on a matrix repacked by repackQ4_0x4 (same results). */
+export function matmulQ4_0x4(out: Float32Array, w: Uint8Array, xq: Uint8Array, rows: number, cols: number, nTok: number): void {
+  const rb = blocksPerRow(cols) * Q4_0_BLOCK_BYTES;
+  const plain = new Uint8Array(rows * rb);
+  for (let r = 0; r < rows; r++) plain.set(unpackRowQ4_0x4(w, rows, cols, r), r * rb);
+  matmulQ4_0(out, plain, xq, rows, cols, nTok);
+}
