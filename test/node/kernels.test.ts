@@ -550,68 +550,101 @@ describe("matmul", () => {
 
 // -----------------------------------------------------------------------------------------------
 
-describe("q8_0x4 (4-row-interleaved q8_0)", () => {
+/** The 4-row-interleaved layouts the runtime repacks q8_0 and q4_0 matrices into at load. */
+const PACKED_FORMATS = [
+  {
+    dtype: "q8_0" as const,
+    quantize: Q.quantizeQ8_0,
+    repack: (w: number, rows: number, cols: number) => K.repackQ8_0x4(w, rows, cols),
+    matmul: (o: number, w: number, x: number, rows: number, cols: number, nTok: number) => K.matmulQ8_0x4(o, w, x, rows, cols, nTok),
+    dequantizeRow: (dst: number, w: number, rows: number, cols: number, row: number) => K.dequantizeRowQ8_0x4(dst, w, rows, cols, row),
+    refRepack: ref.repackQ8_0x4,
+    refUnpackRow: ref.unpackRowQ8_0x4,
+    refMatmulPlain: ref.matmulQ8_0,
+    refMatmulPacked: ref.matmulQ8_0x4,
+    nToks: NTOKS,
+    /** Wider than the scratch one 4-row group is copied through. */
+    tooWideCols: 70_000,
+    seed: 500,
+  },
+  {
+    dtype: "q4_0" as const,
+    quantize: Q.quantizeQ4_0,
+    repack: (w: number, rows: number, cols: number) => K.repackQ4_0x4(w, rows, cols),
+    matmul: (o: number, w: number, x: number, rows: number, cols: number, nTok: number) => K.matmulQ4_0x4(o, w, x, rows, cols, nTok),
+    dequantizeRow: (dst: number, w: number, rows: number, cols: number, row: number) => K.dequantizeRowQ4_0x4(dst, w, rows, cols, row),
+    refRepack: ref.repackQ4_0x4,
+    refUnpackRow: ref.unpackRowQ4_0x4,
+    refMatmulPlain: ref.matmulQ4_0,
+    refMatmulPacked: ref.matmulQ4_0x4,
+    nToks: [1, 2, 3, 4, 5, 6, 7, 8, 17],
+    tooWideCols: 130_000,
+    seed: 900,
+  },
+];
+
+describe.each(PACKED_FORMATS)("$dtype x4 (4-row-interleaved $dtype)", (f) => {
   const ROWS4 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 33];
   const COLS4 = [1, 31, 32, 33, 288, 300];
 
   it("wasm repack = reference repack, in place, byte for byte; rows unpack to the original", () => {
-    let seed = 500;
+    let seed = f.seed;
     for (const cols of COLS4) for (const rows of ROWS4) {
       const r = rng(seed++);
-      const wq = Q.quantizeQ8_0(r.f32(rows * cols), rows, cols);
+      const wq = f.quantize(r.f32(rows * cols), rows, cols);
       const want = wq.slice();
-      ref.repackQ8_0x4(want, rows, cols);
+      f.refRepack(want, rows, cols);
       const got = scoped(() => {
         const w = put(wq);
-        expect(K.repackQ8_0x4(w, rows, cols)).toBe(true);
+        expect(f.repack(w, rows, cols)).toBe(true);
         return K.u8(w, wq.length).slice();
       });
       expect(got).toEqual(want);
-      const rb = Q.rowBytes("q8_0", cols);
-      for (let i = 0; i < rows; i++) expect(ref.unpackRowQ8_0x4(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
+      const rb = Q.rowBytes(f.dtype, cols);
+      for (let i = 0; i < rows; i++) expect(f.refUnpackRow(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
     }
   });
 
-  it("matmulQ8_0x4 on the repacked matrix = matmulQ8_0 on the plain one, bit for bit (decode and prefill)", () => {
-    let seed = 600;
-    for (const cols of COLS4) for (const rows of ROWS4) for (const nTok of NTOKS) {
+  it("the packed matmul on the repacked matrix = the plain matmul, bit for bit (decode and prefill)", () => {
+    let seed = f.seed + 100;
+    for (const cols of COLS4) for (const rows of ROWS4) for (const nTok of f.nToks) {
       const r = rng(seed++);
-      const wq = Q.quantizeQ8_0(r.f32(rows * cols), rows, cols);
+      const wq = f.quantize(r.f32(rows * cols), rows, cols);
       const xq = Q.quantizeQ8_0(r.f32(nTok * cols, 2), nTok, cols);
       const [plain, packed] = scoped(() => {
         const w = put(wq), x = put(xq);
         const o1 = K.alloc(4 * rows * nTok + 64), o2 = K.alloc(4 * rows * nTok + 64);
         K.f32(o2, rows * nTok + 16).fill(NaN);
         K.f32(o2 + 4 * rows * nTok, 16).fill(7);
-        K.matmul("q8_0", o1, w, x, rows, cols, nTok);
-        K.repackQ8_0x4(w, rows, cols);
-        K.matmulQ8_0x4(o2, w, x, rows, cols, nTok);
+        K.matmul(f.dtype, o1, w, x, rows, cols, nTok);
+        f.repack(w, rows, cols);
+        f.matmul(o2, w, x, rows, cols, nTok);
         expect(Array.from(K.f32(o2 + 4 * rows * nTok, 16))).toEqual(new Array(16).fill(7));
         return [K.f32(o1, rows * nTok).slice(), K.f32(o2, rows * nTok).slice()];
       });
       expect(packed, `${rows}x${cols} nTok=${nTok}`).toEqual(plain);
       // and the reference of the packed layout is the plain reference
       const packedBytes = wq.slice();
-      ref.repackQ8_0x4(packedBytes, rows, cols);
+      f.refRepack(packedBytes, rows, cols);
       const a = new Float32Array(rows * nTok), b = new Float32Array(rows * nTok);
-      ref.matmulQ8_0(a, wq, xq, rows, cols, nTok);
-      ref.matmulQ8_0x4(b, packedBytes, xq, rows, cols, nTok);
+      f.refMatmulPlain(a, wq, xq, rows, cols, nTok);
+      f.refMatmulPacked(b, packedBytes, xq, rows, cols, nTok);
       expect(b).toEqual(a);
     }
   });
 
-  it("dequantizeRowQ8_0x4 of a repacked matrix = dequantizeRow of the plain row", () => {
-    let seed = 700;
+  it("a row of a repacked matrix reads back as dequantizeRow of the plain row", () => {
+    let seed = f.seed + 200;
     for (const cols of COLS4) for (const rows of ROWS4) {
       const r = rng(seed++);
-      const wq = Q.quantizeQ8_0(r.f32(rows * cols), rows, cols);
-      const rb = Q.rowBytes("q8_0", cols);
+      const wq = f.quantize(r.f32(rows * cols), rows, cols);
+      const rb = Q.rowBytes(f.dtype, cols);
       scoped(() => {
         const w = put(wq), plain = put(wq), dst = K.alloc(4 * cols), want = K.alloc(4 * cols);
-        K.repackQ8_0x4(w, rows, cols);
+        f.repack(w, rows, cols);
         for (let i = 0; i < rows; i++) {
-          K.dequantizeRow("q8_0", want, plain + i * rb, cols);
-          K.dequantizeRowQ8_0x4(dst, w, rows, cols, i);
+          K.dequantizeRow(f.dtype, want, plain + i * rb, cols);
+          f.dequantizeRow(dst, w, rows, cols, i);
           expect(K.f32(dst, cols).slice(), `${rows}x${cols} row ${i}`).toEqual(K.f32(want, cols).slice());
         }
       });
@@ -619,84 +652,17 @@ describe("q8_0x4 (4-row-interleaved q8_0)", () => {
   });
 
   it("repack declines rows too wide for its scratch and leaves them untouched", () => {
-    const rows = 4, cols = 70_000;
-    const wq = Q.quantizeQ8_0(rng(800).f32(rows * cols), rows, cols);
+    const rows = 4, cols = f.tooWideCols;
+    const wq = f.quantize(rng(800).f32(rows * cols), rows, cols);
     scoped(() => {
       const w = put(wq);
-      expect(K.repackQ8_0x4(w, rows, cols)).toBe(false);
+      expect(f.repack(w, rows, cols)).toBe(false);
       expect(K.u8(w, wq.length).slice()).toEqual(wq);
     });
   });
 });
 
-describe("q4_0x4 (4-row-interleaved q4_0)", () => {
-  const ROWS4 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 33];
-  const COLS4 = [1, 31, 32, 33, 288, 300];
-
-  it("wasm repack = reference repack, in place, byte for byte; rows unpack to the original", () => {
-    let seed = 900;
-    for (const cols of COLS4) for (const rows of ROWS4) {
-      const r = rng(seed++);
-      const wq = Q.quantizeQ4_0(r.f32(rows * cols), rows, cols);
-      const want = wq.slice();
-      ref.repackQ4_0x4(want, rows, cols);
-      const got = scoped(() => {
-        const w = put(wq);
-        expect(K.repackQ4_0x4(w, rows, cols)).toBe(true);
-        return K.u8(w, wq.length).slice();
-      });
-      expect(got).toEqual(want);
-      const rb = Q.rowBytes("q4_0", cols);
-      for (let i = 0; i < rows; i++) expect(ref.unpackRowQ4_0x4(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
-    }
-  });
-
-  it("matmulQ4_0x4 on the repacked matrix = matmulQ4_0 on the plain one, bit for bit (decode and prefill)", () => {
-    let seed = 1000;
-    for (const cols of COLS4) for (const rows of ROWS4) for (const nTok of [1, 2, 3, 4, 5, 6, 7, 8, 17]) {
-      const r = rng(seed++);
-      const wq = Q.quantizeQ4_0(r.f32(rows * cols), rows, cols);
-      const xq = Q.quantizeQ8_0(r.f32(nTok * cols, 2), nTok, cols);
-      const [plain, packed] = scoped(() => {
-        const w = put(wq), x = put(xq);
-        const o1 = K.alloc(4 * rows * nTok + 64), o2 = K.alloc(4 * rows * nTok + 64);
-        K.f32(o2, rows * nTok + 16).fill(NaN);
-        K.f32(o2 + 4 * rows * nTok, 16).fill(7);
-        K.matmul("q4_0", o1, w, x, rows, cols, nTok);
-        K.repackQ4_0x4(w, rows, cols);
-        K.matmulQ4_0x4(o2, w, x, rows, cols, nTok);
-        expect(Array.from(K.f32(o2 + 4 * rows * nTok, 16))).toEqual(new Array(16).fill(7));
-        return [K.f32(o1, rows * nTok).slice(), K.f32(o2, rows * nTok).slice()];
-      });
-      expect(packed, `${rows}x${cols} nTok=${nTok}`).toEqual(plain);
-      // and the reference of the packed layout is the plain reference
-      const packedBytes = wq.slice();
-      ref.repackQ4_0x4(packedBytes, rows, cols);
-      const a = new Float32Array(rows * nTok), b = new Float32Array(rows * nTok);
-      ref.matmulQ4_0(a, wq, xq, rows, cols, nTok);
-      ref.matmulQ4_0x4(b, packedBytes, xq, rows, cols, nTok);
-      expect(b).toEqual(a);
-    }
-  });
-
-  it("dequantizeRowQ4_0x4 of a repacked matrix = dequantizeRow of the plain row", () => {
-    let seed = 1100;
-    for (const cols of COLS4) for (const rows of ROWS4) {
-      const r = rng(seed++);
-      const wq = Q.quantizeQ4_0(r.f32(rows * cols), rows, cols);
-      const rb = Q.rowBytes("q4_0", cols);
-      scoped(() => {
-        const w = put(wq), plain = put(wq), dst = K.alloc(4 * cols), want = K.alloc(4 * cols);
-        K.repackQ4_0x4(w, rows, cols);
-        for (let i = 0; i < rows; i++) {
-          K.dequantizeRow("q4_0", want, plain + i * rb, cols);
-          K.dequantizeRowQ4_0x4(dst, w, rows, cols, i);
-          expect(K.f32(dst, cols).slice(), `${rows}x${cols} row ${i}`).toEqual(K.f32(want, cols).slice());
-        }
-      });
-    }
-  });
-
+describe("q4_0x4 prefill on wide rows", () => {
   it("matmulQ4_0x4 on rows too wide for the splatted activations (70000 cols) = matmulQ4_0", () => {
     const rows = 5, cols = 70_000;
     const r = rng(1200);
@@ -713,16 +679,6 @@ describe("q4_0x4 (4-row-interleaved q4_0)", () => {
       });
       expect(packed, `nTok=${nTok}`).toEqual(plain);
     }
-  });
-
-  it("repack declines rows too wide for its scratch and leaves them untouched", () => {
-    const rows = 4, cols = 130_000;
-    const wq = Q.quantizeQ4_0(rng(800).f32(rows * cols), rows, cols);
-    scoped(() => {
-      const w = put(wq);
-      expect(K.repackQ4_0x4(w, rows, cols)).toBe(false);
-      expect(K.u8(w, wq.length).slice()).toEqual(wq);
-    });
   });
 });
 
