@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { maxAbs, maxAbsDiff } from "../support/runtime";
 import type { ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
 import { tensorNames } from "../../functions/model/description";
 import { quantizeQ4_0, quantizeQ8_0 } from "../../kernels/quant";
@@ -30,16 +31,6 @@ const t = (m: { tensors: ImportedTensor[] }, name: string) => {
   return x;
 };
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
 const argmax = (a: ArrayLike<number>) => {
   let b = 0;
   for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i;

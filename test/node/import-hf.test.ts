@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { maxAbs, maxAbsDiff } from "../support/runtime";
 import type { Gpt2Config, LlamaConfig } from "../../functions/model/description";
 import { tensorNames } from "../../functions/model/description";
 import { readHfModel, type HfModel } from "../../scripts/import/hf";
@@ -22,16 +23,6 @@ function write(family: HfFamily, opts: Partial<Parameters<typeof writeTinyHfChec
   return writeTinyHfCheckpoint(dir, { family, vocabSize: VOCAB, seed: 7, ...opts });
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
 const tensor = (m: HfModel, name: string) => {
   const t = m.tensors.find((x) => x.name === name);
   if (!t) throw new Error(`no ${name}`);
