@@ -146,6 +146,46 @@ function pass4x4<SPLATS>(p: usize, sp: usize, pp: usize, nb: i32, ones: v128, ma
 }
 
 /**
+ * Decode: two 4-row groups (at p and q) x one token over nb blocks. Both groups share each
+ * block's activation splats and scales, so per 8 rows those loads and the loop overhead are paid
+ * once. Same per-group arithmetic as pass4x4 (bit-identical).
+ */
+@inline
+function pass8x4(o: usize, o2: usize, p: usize, q: usize, sp: usize, pp: usize, nb: i32, ones: v128, mask: v128, low: v128, sink: usize): void {
+  let accA = f32x4.splat(0), accB = f32x4.splat(0);
+  const pEnd = pp + <usize>nb * PREP;
+  while (pp < pEnd) {
+    let xl = v128.load(sp), xh = v128.load(sp, 16);
+    let sa = nib(v128.load(p, 8), xl, xh, low);
+    let sb = nib(v128.load(q, 8), xl, xh, low);
+    v128.store(sink, sa); v128.store(sink, sb);
+    xl = v128.load(sp, 32); xh = v128.load(sp, 48);
+    sa = i16x8.add(sa, nib(v128.load(p, 24), xl, xh, low));
+    sb = i16x8.add(sb, nib(v128.load(q, 24), xl, xh, low));
+    v128.store(sink, sa); v128.store(sink, sb);
+    xl = v128.load(sp, 64); xh = v128.load(sp, 80);
+    sa = i16x8.add(sa, nib(v128.load(p, 40), xl, xh, low));
+    sb = i16x8.add(sb, nib(v128.load(q, 40), xl, xh, low));
+    v128.store(sink, sa); v128.store(sink, sb);
+    xl = v128.load(sp, 96); xh = v128.load(sp, 112);
+    sa = i16x8.add(sa, nib(v128.load(p, 56), xl, xh, low));
+    sb = i16x8.add(sb, nib(v128.load(q, 56), xl, xh, low));
+    const off = v128.load32_splat(pp), xs = v128.load32_splat(pp, 4);
+    const da = i32x4.add(i32x4.dot_i16x8_s(sa, ones), off);
+    const db = i32x4.add(i32x4.dot_i16x8_s(sb, ones), off);
+    const scaleA = f32x4.mul(v128.and(i32x4.shl(v128.load16x4_s(p), 13), mask), xs);
+    const scaleB = f32x4.mul(v128.and(i32x4.shl(v128.load16x4_s(q), 13), mask), xs);
+    accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(da), scaleA));
+    accB = f32x4.add(accB, f32x4.mul(f32x4.convert_i32x4_s(db), scaleB));
+    p += GB; q += GB;
+    sp += SPL;
+    pp += PREP;
+  }
+  v128.store(o, accA);
+  v128.store(o2, accB);
+}
+
+/**
  * Prefill: one 4-row group x nt tokens. The nibbles and scales of each block are unpacked once and
  * feed all nt tokens (per token only the 8 dots, the sums and the f32 update remain); the tokens'
  * accumulators live in the scratch at acs (each updated in block order: same results).
@@ -218,7 +258,17 @@ export function matmulQ4_0x4(out: usize, w: usize, xq: usize, rows: i32, cols: i
       for (let g = 0; g < G; g++) tileX4(o + (<usize>g << 4), ostride, w + <usize>g * stride * 4, ss, ps, acs, nb, nt, ones, mask, low, S + 48);
     } else {
       // decode (splats: nt == 1), or rows too wide for the splats: one token per pass
-      for (let g = 0; g < G; g++) {
+      let g0 = 0;
+      if (splats && nt == 1) {
+        // groups g and g + H together: two streams far apart (two interleaved streams in one
+        // page defeat the hardware prefetcher once the matrix is out of cache)
+        const H = G >> 1, o = out + <usize>t0 * ostride;
+        for (let g = 0; g < H; g++) {
+          pass8x4(o + (<usize>g << 4), o + (<usize>(g + H) << 4), w + <usize>g * stride * 4, w + <usize>(g + H) * stride * 4, ss, ps, nb, ones, mask, low, S + 48);
+        }
+        g0 = H << 1;
+      }
+      for (let g = g0; g < G; g++) {
         const p = w + <usize>g * stride * 4;
         for (let t = 0; t < nt; t++) {
           const acc = splats
