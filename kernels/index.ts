@@ -40,7 +40,7 @@ export interface KernelExports {
   heapBase(): number;
   maxQuantCols(): number;
   f16ToF32Row(dst: Ptr, src: Ptr, n: number): void;
-  f32ToF16Row(dst: Ptr, src: Ptr, n: number): number;
+  f32ToF16Row(dst: Ptr, src: Ptr, n: number): void;
   quantizeRowQ8_0(dst: Ptr, src: Ptr, n: number): void;
   quantizeRowsQ8_0(dst: Ptr, src: Ptr, n: number, nRows: number): void;
   dequantizeRowQ8_0(dst: Ptr, src: Ptr, n: number): void;
@@ -67,8 +67,8 @@ export interface KernelExports {
   scale(x: Ptr, n: number, s: number): void;
   argmax(x: Ptr, n: number): number;
   rope(vec: Ptr, nHeads: number, headSize: number, cosSin: Ptr, layout: number): void;
-  attention(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, nPos: number, cacheDtype: number, cacheFinite: number): void;
-  attentionBatch(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, startPos: number, nTok: number, cacheDtype: number, cacheFinite: number): void;
+  attention(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, nPos: number, cacheDtype: number): void;
+  attentionBatch(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, startPos: number, nTok: number, cacheDtype: number): void;
 }
 
 /** RoPE pair layout: 0 = interleaved (2i, 2i+1) as llama2.c/GGUF; 1 = rotate-half (i, i+d/2) as HF. */
@@ -354,13 +354,10 @@ export class Kernels {
     this.exports.f16ToF32Row(dst, src, n);
   }
 
-  /**
-   * Round-to-nearest-even f32 -> f16 (e.g. appending to an f16 KV cache). Returns whether every
-   * result is finite (no f16 inf/NaN; see `cacheFinite` of `attention`).
-   */
-  f32ToF16Row(dst: Ptr, src: Ptr, n: number): boolean {
+  /** Round-to-nearest-even f32 -> f16 (e.g. appending to an f16 KV cache). */
+  f32ToF16Row(dst: Ptr, src: Ptr, n: number): void {
     this.range("f32ToF16Row", dst, 2 * n);
-    return this.exports.f32ToF16Row(dst, src, n) !== 0;
+    this.exports.f32ToF16Row(dst, src, n);
   }
 
   rmsnorm(out: Ptr, x: Ptr, weight: Ptr, n: number, eps = 1e-5): void {
@@ -427,11 +424,9 @@ export class Kernels {
 
   /**
    * Attention of one query token over cache positions [0, nPos). att: nHeads*nPos f32 scratch.
-   * kCache/vCache point at this layer's [position][nKvHeads*headSize] cache. `cacheFinite`: the
-   * caller knows the f16 cache entries read hold no inf/NaN (every `f32ToF16Row` that wrote them
-   * returned true), so the kernel skips scanning them before taking its fast f16 path.
+   * kCache/vCache point at this layer's [position][nKvHeads*headSize] cache.
    */
-  attention(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, nPos: number, cacheDtype: CacheDType = "f32", cacheFinite = false): void {
+  attention(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, nPos: number, cacheDtype: CacheDType = "f32"): void {
     this.shape("attention", nHeads, nKvHeads, headSize, nPos);
     if (nKvHeads === 0 || nHeads % nKvHeads !== 0) throw new RangeError(`attention: nHeads ${nHeads} not a multiple of nKvHeads ${nKvHeads}`);
     const es = cacheDtype === "f16" ? 2 : 4;
@@ -439,11 +434,11 @@ export class Kernels {
     this.range("attention att", att, 4 * nHeads * nPos);
     this.range("attention kCache", kCache, es * nKvHeads * headSize * nPos);
     this.range("attention vCache", vCache, es * nKvHeads * headSize * nPos);
-    this.exports.attention(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, nPos, DTYPE_CODE[cacheDtype], cacheFinite ? 1 : 0);
+    this.exports.attention(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, nPos, DTYPE_CODE[cacheDtype]);
   }
 
-  /** Causal attention for nTok tokens at positions startPos..; att: nHeads*(startPos+nTok) f32. `cacheFinite` as for `attention`. */
-  attentionBatch(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, startPos: number, nTok: number, cacheDtype: CacheDType = "f32", cacheFinite = false): void {
+  /** Causal attention for nTok tokens at positions startPos..; att: nHeads*(startPos+nTok) f32. */
+  attentionBatch(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, att: Ptr, nHeads: number, nKvHeads: number, headSize: number, startPos: number, nTok: number, cacheDtype: CacheDType = "f32"): void {
     this.shape("attentionBatch", nHeads, nKvHeads, headSize, startPos, nTok);
     if (nKvHeads === 0 || nHeads % nKvHeads !== 0) throw new RangeError(`attentionBatch: nHeads ${nHeads} not a multiple of nKvHeads ${nKvHeads}`);
     const es = cacheDtype === "f16" ? 2 : 4;
@@ -452,6 +447,6 @@ export class Kernels {
     this.range("attentionBatch att", att, 4 * nHeads * nPos);
     this.range("attentionBatch kCache", kCache, es * nKvHeads * headSize * nPos);
     this.range("attentionBatch vCache", vCache, es * nKvHeads * headSize * nPos);
-    this.exports.attentionBatch(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos, nTok, DTYPE_CODE[cacheDtype], cacheFinite ? 1 : 0);
+    this.exports.attentionBatch(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos, nTok, DTYPE_CODE[cacheDtype]);
   }
 }

@@ -68,7 +68,6 @@ export class Gpt2Model implements CausalLm {
   }
 
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    cache.begin(startPos);
     forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
     const { dim, vocabSize, normEps } = this.config;
     const b = this.mem.buf;
@@ -98,11 +97,11 @@ export class Gpt2Model implements CausalLm {
       k.addBias(b.qkv, w.bqkv, 3 * dim, n);
       for (let t = 0; t < n; t++) {
         const qkv = b.qkv + t * 3 * dim * f32;
-        m.storeCache(cache, cache.keys(l) + (pos + t) * row, qkv + dim * f32, dim);
-        m.storeCache(cache, cache.values(l) + (pos + t) * row, qkv + 2 * dim * f32, dim);
+        m.storeCache(cache.keys(l) + (pos + t) * row, qkv + dim * f32, dim);
+        m.storeCache(cache.values(l) + (pos + t) * row, qkv + 2 * dim * f32, dim);
       }
       for (let t = 0; t < n; t++) {
-        k.attention(b.xb + t * dim * f32, b.qkv + t * 3 * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nHeads, hs, pos + t + 1, cache.dtype, cache.finite);
+        k.attention(b.xb + t * dim * f32, b.qkv + t * 3 * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nHeads, hs, pos + t + 1, cache.dtype);
       }
       m.linear(b.xb2, w.wo, b.xb, n, true);
       k.addBias(b.xb2, w.bo, dim, n);

@@ -78,7 +78,6 @@ export class LlamaModel implements CausalLm {
    * the logits after the last one (a view into wasm memory, valid until the next call).
    */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    cache.begin(startPos);
     forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
     return this.logits(this.lastChunkTokens - 1);
   }
@@ -110,20 +109,20 @@ export class LlamaModel implements CausalLm {
         k.rope(b.k + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
       }
       const rowOffset = pos * this.kvDim * cacheElem;
-      this.mem.storeCache(cache, cache.keys(l) + rowOffset, b.k, n * this.kvDim);
-      this.mem.storeCache(cache, cache.values(l) + rowOffset, b.v, n * this.kvDim);
+      this.mem.storeCache(cache.keys(l) + rowOffset, b.k, n * this.kvDim);
+      this.mem.storeCache(cache.values(l) + rowOffset, b.v, n * this.kvDim);
       const window = this.config.slidingWindow ?? 0;
       if (window > 0 && pos + n > window) {
         // Each token sees only the last `window` positions (Mistral): one query at a time.
         const row = this.kvDim * cacheElem;
         for (let t = 0; t < n; t++) {
           const first = Math.max(0, pos + t + 1 - window);
-          k.attention(b.xb + t * dim * f32, b.q + t * dim * f32, cache.keys(l) + first * row, cache.values(l) + first * row, b.att, nHeads, nKvHeads, this.hs, pos + t + 1 - first, this.cacheDtype, cache.finite);
+          k.attention(b.xb + t * dim * f32, b.q + t * dim * f32, cache.keys(l) + first * row, cache.values(l) + first * row, b.att, nHeads, nKvHeads, this.hs, pos + t + 1 - first, this.cacheDtype);
         }
       } else if (n === 1) {
-        k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype, cache.finite);
+        k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
       } else {
-        k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype, cache.finite);
+        k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype);
       }
       this.mem.linear(b.xb2, w.wo, b.xb, n, true);
       k.addInPlace(b.x, b.xb2, n * dim);

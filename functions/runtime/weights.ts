@@ -41,16 +41,6 @@ export class KvCache {
     readonly layerStride: number,
     readonly dtype: "f32" | "f16",
   ) {}
-  /**
-   * No f16 inf/NaN among the entries written since the sequence last started at position 0,
-   * so attention may skip scanning the cache for them (every position it reads was written
-   * after that start).
-   */
-  finite = true;
-  /** Before writing positions from `startPos`: position 0 starts a new sequence's record. */
-  begin(startPos: number): void {
-    if (startPos === 0) this.finite = true;
-  }
   keys(layer: number): Ptr {
     return this.ptr + 2 * layer * this.layerStride;
   }
@@ -135,12 +125,9 @@ export class ModelMemory {
   }
 
   /** Appends n f32 keys or values to the cache in its dtype. */
-  storeCache(cache: KvCache, dst: Ptr, src: Ptr, n: number): void {
-    if (this.manifest.kvCacheDtype === "f16") {
-      if (!this.k.f32ToF16Row(dst, src, n)) cache.finite = false;
-    } else {
-      this.k.f32(dst, n).set(this.k.f32(src, n));
-    }
+  storeCache(dst: Ptr, src: Ptr, n: number): void {
+    if (this.manifest.kvCacheDtype === "f16") this.k.f32ToF16Row(dst, src, n);
+    else this.k.f32(dst, n).set(this.k.f32(src, n));
   }
 
   get cacheElementBytes(): number {

@@ -139,15 +139,12 @@ function qSmall(q: usize, n: i32): bool {
  * One query token against positions [0, nPos): for head h (kv head h / (nHeads/nKvHeads)),
  * scores q.k / sqrt(headSize), softmax, then the weighted sum of values into
  * out[h*headSize ..]. att: scratch of nHeads*nPos f32, left holding the attention weights.
- * cacheDtype 0 = f32, 1 = f16. cacheFinite != 0: the caller vouches that the f16 entries read
- * hold no inf/NaN, so they are not scanned for it (the fast path's other precondition, a small
- * q, is still checked).
+ * cacheDtype 0 = f32, 1 = f16.
  */
-export function attention(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, nPos: i32, cacheDtype: i32, cacheFinite: i32): void {
+export function attention(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, nPos: i32, cacheDtype: i32): void {
   if (nHeads <= 0 || nKvHeads <= 0 || nPos <= 0) return;
   const isF16 = cacheDtype == DTYPE_F16;
-  const n = nPos * nKvHeads * headSize;
-  const fast = isF16 && (cacheFinite != 0 || (f16Finite(kCache, n) && f16Finite(vCache, n))) && qSmall(q, nHeads * headSize);
+  const fast = isF16 && f16Finite(kCache, nPos * nKvHeads * headSize) && f16Finite(vCache, nPos * nKvHeads * headSize) && qSmall(q, nHeads * headSize);
   attendAll(out, q, kCache, vCache, att, nHeads, nKvHeads, headSize, nPos, isF16, fast);
 }
 
@@ -172,14 +169,14 @@ function attendAll(out: usize, q: usize, kCache: usize, vCache: usize, att: usiz
  * sees positions [0, startPos + t]. q/out are [nTok][nHeads*headSize]; the cache must already
  * hold all nTok new positions. att: scratch of nHeads*(startPos+nTok) f32.
  */
-export function attentionBatch(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, startPos: i32, nTok: i32, cacheDtype: i32, cacheFinite: i32): void {
+export function attentionBatch(out: usize, q: usize, kCache: usize, vCache: usize, att: usize, nHeads: i32, nKvHeads: i32, headSize: i32, startPos: i32, nTok: i32, cacheDtype: i32): void {
   if (nHeads <= 0 || nKvHeads <= 0 || nTok <= 0) return;
   const rowF = (<usize>nHeads * <usize>headSize) << 2;
   // the fast f16 path's preconditions checked once for the whole batch (not per token: that
   // rescanned the cache every time); both paths give bit-identical results
   const isF16 = cacheDtype == DTYPE_F16;
   const n = (startPos + nTok) * nKvHeads * headSize;
-  const fast = isF16 && (cacheFinite != 0 || (f16Finite(kCache, n) && f16Finite(vCache, n))) && qSmall(q, nTok * nHeads * headSize);
+  const fast = isF16 && f16Finite(kCache, n) && f16Finite(vCache, n) && qSmall(q, nTok * nHeads * headSize);
   for (let t = 0; t < nTok; t++) {
     attendAll(out + <usize>t * rowF, q + <usize>t * rowF, kCache, vCache, att, nHeads, nKvHeads, headSize, startPos + t + 1, isF16, fast);
   }

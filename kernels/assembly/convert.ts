@@ -19,13 +19,9 @@ export function f16ToF32Row(dst: usize, src: usize, n: i32): void {
  * f16 normal range (2^-14 <= |x| < 65536: the exponent rebias is an integer subtract and the
  * rounding the usual add-then-shift; a carry into the exponent is the correct RNE result, up to
  * inf); any other group of 8 (zeros, subnormals, overflow, inf/NaN) goes value by value.
- * Returns 1 when every result is finite (no f16 inf/NaN), else 0: callers that track this skip
- * attention's scan of the cache for the fast f16 path.
  */
-export function f32ToF16Row(dst: usize, src: usize, n: i32): i32 {
+export function f32ToF16Row(dst: usize, src: usize, n: i32): void {
   let i = 0;
-  let worst: u32 = 0; // largest |h| seen
-  let hmax = i32x4.splat(0);
   const absMask = i32x4.splat(0x7fffffff), lo = i32x4.splat(0x38800000 - 1), hi = i32x4.splat(0x47800000);
   const rebias = i32x4.splat(0x38000000 - 0xfff), one = i32x4.splat(1), signBit = i32x4.splat(0x8000);
   for (; i + 8 <= n; i += 8) {
@@ -39,20 +35,9 @@ export function f32ToF16Row(dst: usize, src: usize, n: i32): i32 {
       const s0 = v128.or(h0, v128.and(i32x4.shr_u(u0, 16), signBit));
       const s1 = v128.or(h1, v128.and(i32x4.shr_u(u1, 16), signBit));
       v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(s0, s1));
-      hmax = i32x4.max_s(hmax, i32x4.max_s(h0, h1));
     } else {
-      for (let j = i; j < i + 8; j++) {
-        const h = f32ToF16(load<f32>(src + (<usize>j << 2)));
-        store<u16>(dst + (<usize>j << 1), h);
-        worst = max<u32>(worst, h & 0x7fff);
-      }
+      for (let j = i; j < i + 8; j++) store<u16>(dst + (<usize>j << 1), f32ToF16(load<f32>(src + (<usize>j << 2))));
     }
   }
-  for (; i < n; i++) {
-    const h = f32ToF16(load<f32>(src + (<usize>i << 2)));
-    store<u16>(dst + (<usize>i << 1), h);
-    worst = max<u32>(worst, h & 0x7fff);
-  }
-  worst = max<u32>(worst, max<u32>(max<u32>(i32x4.extract_lane(hmax, 0), i32x4.extract_lane(hmax, 1)), max<u32>(i32x4.extract_lane(hmax, 2), i32x4.extract_lane(hmax, 3))));
-  return worst < 0x7c00 ? 1 : 0;
+  for (; i < n; i++) store<u16>(dst + (<usize>i << 1), f32ToF16(load<f32>(src + (<usize>i << 2))));
 }
