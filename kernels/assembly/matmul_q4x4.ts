@@ -205,7 +205,37 @@ function tileX4(o: usize, ostride: usize, p: usize, ss: usize, ps: usize, acs: u
     v128.store(u, v128.and(i32x4.shl(v128.load16x4_s(p), 13), mask), 128);
     let sp = ss + <usize>b * <usize>nt * SPL;
     let pp = ps + <usize>b * PREP;
-    for (let a = acs; a < aEnd; a += 16) {
+    let a = acs;
+    // four tokens per step: each unpacked nibble vector is loaded once for all four
+    const aEnd4 = acs + ((<usize>nt >> 2) << 6);
+    const ws4 = v128.load(u, 128);
+    for (; a < aEnd4; a += 64) {
+      let w0 = v128.load(u), w1 = v128.load(u, 16);
+      let s0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 16), w1));
+      let s1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, SPL + 16), w1));
+      let s2 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 2 * SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 2 * SPL + 16), w1));
+      let s3 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 3 * SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 3 * SPL + 16), w1));
+      v128.store(sink, s0); v128.store(sink, s1); v128.store(sink, s2); v128.store(sink, s3);
+      for (let j: usize = 32; j < 128; j += 32) {
+        w0 = v128.load(u + j); w1 = v128.load(u + j, 16);
+        s0 = i16x8.add(s0, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, 16), w1)));
+        s1 = i16x8.add(s1, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, SPL + 16), w1)));
+        s2 = i16x8.add(s2, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, 2 * SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, 2 * SPL + 16), w1)));
+        s3 = i16x8.add(s3, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, 3 * SPL), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp + j, 3 * SPL + 16), w1)));
+        v128.store(sink, s0); v128.store(sink, s1); v128.store(sink, s2); v128.store(sink, s3);
+      }
+      const d0 = i32x4.add(i32x4.dot_i16x8_s(s0, ones), v128.load32_splat(pp));
+      v128.store(a, f32x4.add(v128.load(a), f32x4.mul(f32x4.convert_i32x4_s(d0), f32x4.mul(ws4, v128.load32_splat(pp, 4)))));
+      const d1 = i32x4.add(i32x4.dot_i16x8_s(s1, ones), v128.load32_splat(pp + tstride));
+      v128.store(a, f32x4.add(v128.load(a, 16), f32x4.mul(f32x4.convert_i32x4_s(d1), f32x4.mul(ws4, v128.load32_splat(pp + tstride, 4)))), 16);
+      const d2 = i32x4.add(i32x4.dot_i16x8_s(s2, ones), v128.load32_splat(pp + 2 * tstride));
+      v128.store(a, f32x4.add(v128.load(a, 32), f32x4.mul(f32x4.convert_i32x4_s(d2), f32x4.mul(ws4, v128.load32_splat(pp + 2 * tstride, 4)))), 32);
+      const d3 = i32x4.add(i32x4.dot_i16x8_s(s3, ones), v128.load32_splat(pp + 3 * tstride));
+      v128.store(a, f32x4.add(v128.load(a, 48), f32x4.mul(f32x4.convert_i32x4_s(d3), f32x4.mul(ws4, v128.load32_splat(pp + 3 * tstride, 4)))), 48);
+      sp += 4 * SPL;
+      pp += 4 * tstride;
+    }
+    for (; a < aEnd; a += 16) {
       let s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp), v128.load(u)), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 16), v128.load(u, 16)));
       v128.store(sink, s);
       s = i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 32), v128.load(u, 32)), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(sp, 48), v128.load(u, 48))));
