@@ -142,6 +142,8 @@ export interface TokenCost {
   embeddingRow: number;
   /** Multiply-adds of the matrix products per decode step. */
   macs: number;
+  /** Of which the classifier's (a prefill runs it for the last prompt token only). */
+  classifierMacs: number;
 }
 
 /**
@@ -156,19 +158,22 @@ export function tokenCost(manifest: Manifest): TokenCost {
   let vectors = 0;
   let classifier = 0;
   let macs = 0;
+  let classifierMacs = 0;
   let embeddingRow = 0;
   for (const t of manifest.tensors) {
     if (t.name === tensorNames.tokenEmbedding) {
       embeddingRow = rowBytes(t.dtype, t.shape[1]);
       if (tied) {
         classifier = t.bytes;
-        macs += t.shape[0] * t.shape[1];
+        classifierMacs = t.shape[0] * t.shape[1];
+        macs += classifierMacs;
       }
       continue;
     }
     if (t.name === tensorNames.output) {
       classifier = t.bytes;
-      macs += t.shape[0] * t.shape[1];
+      classifierMacs = t.shape[0] * t.shape[1];
+      macs += classifierMacs;
       continue;
     }
     if (t.shape.length === 2) {
@@ -178,7 +183,7 @@ export function tokenCost(manifest: Manifest): TokenCost {
       vectors += t.bytes;
     }
   }
-  return { bytes: matrices + vectors + classifier + embeddingRow, matrices, vectors, classifier, embeddingRow, macs };
+  return { bytes: matrices + vectors + classifier + embeddingRow, matrices, vectors, classifier, embeddingRow, macs, classifierMacs };
 }
 
 /** The distinct matrix shapes of a model and how many of each one decode step multiplies by. */

@@ -119,6 +119,77 @@ export function dotI8Add(iters: i32, seed: i32): i32 {
   return fold(c0, c1, c2, c3) ^ fold(c4, c5, c6, c7) ^ fold(c8, c9, c10, c11);
 }
 
+/**
+ * The exact q8_0 x q8_0 step (matmul_q8.ts blockDot for 16 bytes): move x's sign onto w (xor,
+ * saturating subtract), relaxed i8 dot against |x|, widen the i16 pairs to i32, add. 16
+ * multiply-adds per step; each chain's accumulator is also its next weights, so nothing hoists.
+ * A ceiling for any exact 8-bit x 8-bit kernel built on the relaxed dot (no loads, no scales).
+ */
+export function q8Dot(iters: i32, seed: i32): i32 {
+  const a = i8x16.splat(<i8>(seed & 63)), m = i8x16.splat(<i8>-(seed & 1)), ones = i16x8.splat(1);
+  let c0 = i32x4.splat(seed), c1 = i32x4.splat(seed + 1), c2 = i32x4.splat(seed + 2), c3 = i32x4.splat(seed + 3);
+  let c4 = i32x4.splat(seed + 4), c5 = i32x4.splat(seed + 5), c6 = i32x4.splat(seed + 6), c7 = i32x4.splat(seed + 7);
+  let c8 = i32x4.splat(seed + 8), c9 = i32x4.splat(seed + 9), c10 = i32x4.splat(seed + 10), c11 = i32x4.splat(seed + 11);
+  for (let i = 0; i < iters; i++) {
+    c0 = q8Step(c0, a, m, ones); c1 = q8Step(c1, a, m, ones); c2 = q8Step(c2, a, m, ones); c3 = q8Step(c3, a, m, ones);
+    c4 = q8Step(c4, a, m, ones); c5 = q8Step(c5, a, m, ones); c6 = q8Step(c6, a, m, ones); c7 = q8Step(c7, a, m, ones);
+    c8 = q8Step(c8, a, m, ones); c9 = q8Step(c9, a, m, ones); c10 = q8Step(c10, a, m, ones); c11 = q8Step(c11, a, m, ones);
+  }
+  return fold(c0, c1, c2, c3) ^ fold(c4, c5, c6, c7) ^ fold(c8, c9, c10, c11);
+}
+
+@inline
+function q8Step(c: v128, a: v128, m: v128, ones: v128): v128 {
+  const s = i8x16.sub_sat_s(v128.xor(c, m), m);
+  return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(s, a), ones));
+}
+
+/**
+ * The other exact 8-bit route: both operands widened to i16 beforehand (once per tile in a
+ * prefill kernel), then an i16 dot into i32 and an add. 8 multiply-adds per step.
+ */
+export function q8DotWide(iters: i32, seed: i32): i32 {
+  const x = i16x8.splat(<i16>(seed | 1));
+  let c0 = i32x4.splat(seed), c1 = i32x4.splat(seed + 1), c2 = i32x4.splat(seed + 2), c3 = i32x4.splat(seed + 3);
+  let c4 = i32x4.splat(seed + 4), c5 = i32x4.splat(seed + 5), c6 = i32x4.splat(seed + 6), c7 = i32x4.splat(seed + 7);
+  let c8 = i32x4.splat(seed + 8), c9 = i32x4.splat(seed + 9), c10 = i32x4.splat(seed + 10), c11 = i32x4.splat(seed + 11);
+  for (let i = 0; i < iters; i++) {
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(c0, x)); c1 = i32x4.add(c1, i32x4.dot_i16x8_s(c1, x));
+    c2 = i32x4.add(c2, i32x4.dot_i16x8_s(c2, x)); c3 = i32x4.add(c3, i32x4.dot_i16x8_s(c3, x));
+    c4 = i32x4.add(c4, i32x4.dot_i16x8_s(c4, x)); c5 = i32x4.add(c5, i32x4.dot_i16x8_s(c5, x));
+    c6 = i32x4.add(c6, i32x4.dot_i16x8_s(c6, x)); c7 = i32x4.add(c7, i32x4.dot_i16x8_s(c7, x));
+    c8 = i32x4.add(c8, i32x4.dot_i16x8_s(c8, x)); c9 = i32x4.add(c9, i32x4.dot_i16x8_s(c9, x));
+    c10 = i32x4.add(c10, i32x4.dot_i16x8_s(c10, x)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(c11, x));
+  }
+  return fold(c0, c1, c2, c3) ^ fold(c4, c5, c6, c7) ^ fold(c8, c9, c10, c11);
+}
+
+/**
+ * The q4_0 x q8_0 step (matmul_q4x4.ts nib for 16 bytes of nibbles): low nibbles by a mask,
+ * high nibbles by a shift and the mask, a relaxed i8 dot for each against x, the two added as
+ * i16. 32 multiply-adds per step (the widening to i32, once per 8 steps in the kernels, is left
+ * out: this is an upper bound).
+ */
+export function q4Dot(iters: i32, seed: i32): i32 {
+  const x0 = i8x16.splat(<i8>(seed & 127)), x1 = i8x16.splat(<i8>-(seed & 127)), low = i8x16.splat(0x0f);
+  let c0 = i32x4.splat(seed), c1 = i32x4.splat(seed + 1), c2 = i32x4.splat(seed + 2), c3 = i32x4.splat(seed + 3);
+  let c4 = i32x4.splat(seed + 4), c5 = i32x4.splat(seed + 5), c6 = i32x4.splat(seed + 6), c7 = i32x4.splat(seed + 7);
+  let c8 = i32x4.splat(seed + 8), c9 = i32x4.splat(seed + 9), c10 = i32x4.splat(seed + 10), c11 = i32x4.splat(seed + 11);
+  for (let i = 0; i < iters; i++) {
+    c0 = q4Step(c0, x0, x1, low); c1 = q4Step(c1, x0, x1, low); c2 = q4Step(c2, x0, x1, low); c3 = q4Step(c3, x0, x1, low);
+    c4 = q4Step(c4, x0, x1, low); c5 = q4Step(c5, x0, x1, low); c6 = q4Step(c6, x0, x1, low); c7 = q4Step(c7, x0, x1, low);
+    c8 = q4Step(c8, x0, x1, low); c9 = q4Step(c9, x0, x1, low); c10 = q4Step(c10, x0, x1, low); c11 = q4Step(c11, x0, x1, low);
+  }
+  return fold(c0, c1, c2, c3) ^ fold(c4, c5, c6, c7) ^ fold(c8, c9, c10, c11);
+}
+
+@inline
+function q4Step(c: v128, x0: v128, x1: v128, low: v128): v128 {
+  const lo = v128.and(c, low);
+  const hi = v128.and(i16x8.shr_u(c, 4), low);
+  return i16x8.add(c, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)));
+}
+
 /** f32x4 mul + add: 4 multiply-adds per pair of instructions (the f32 kernels' inner step). */
 export function maddF32(iters: i32, m: f32, a: f32): f32 {
   const vm = f32x4.splat(m), va = f32x4.splat(a);

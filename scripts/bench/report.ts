@@ -24,6 +24,7 @@ export function formatReport(r: BenchResult): string {
   out.push(`Roofline (one thread, wasm SIMD): read bandwidth ${gb(rf.bandwidth)} GB/s over ${rf.bufferBytes >> 20} MiB (1 stream ${gb(rf.bandwidthOneStream)}, 4 streams ${gb(rf.bandwidthFourStreams)}); ` +
     rf.bandwidthCacheSized.map((c) => `${c.bytes >> 20} MiB buffer ${gb(c.bandwidth)} GB/s`).join(", ") + ".");
   out.push(`  peak multiply-adds: relaxed i8 dot ${gb(rf.macsPerSecond.relaxedDotI8)} G/s, relaxed i8 dot+add ${gb(rf.macsPerSecond.relaxedDotI8Add)} G/s, i16 dot ${gb(rf.macsPerSecond.dotI16)} G/s, f32 mul+add ${gb(rf.macsPerSecond.f32MulAdd)} G/s`);
+  out.push(`  exact dot sequences (the kernels' inner step alone, in registers): q8_0 ${gb(rf.sequenceMacsPerSecond.q8_0)} G/s, q4_0 ${gb(rf.sequenceMacsPerSecond.q4_0)} G/s multiply-adds`);
   out.push("");
 
   out.push("Models (in process on Node 22 unless marked; decode: one token at a time after a 32-token prompt, median per token; prefill: 128 tokens through forward())");
@@ -146,7 +147,10 @@ export function formatReport(r: BenchResult): string {
   }
 
   out.push("Targets");
-  for (const t of r.targets) out.push(`${t.status.padEnd(4)}  ${t.name}: ${t.detail}`);
+  for (const t of r.targets) {
+    out.push(`${t.status.padEnd(4)}  ${t.name}: ${t.detail}`);
+    if (t.limit) out.push(`      limit: ${t.limit}`);
+  }
   out.push("");
   out.push(`bench took ${(r.durationMs / 1000).toFixed(0)} s`);
   return out.join("\n");

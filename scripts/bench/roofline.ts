@@ -2,7 +2,8 @@
 // .edgeinfer/bench/probe.wasm (cached by source hash) and measures, on one thread:
 //  - read bandwidth over a buffer far larger than the caches (DRAM bound), plus two
 //    cache-sized buffers for context;
-//  - the peak rate of the SIMD integer dot instructions and of f32 multiply-add.
+//  - the peak rate of the SIMD integer dot instructions and of f32 multiply-add;
+//  - the rate of each quant's shortest exact dot sequence (a ceiling for its kernels).
 // These are roofs, so each figure is the best of its passes (background load only lowers one).
 
 import { execFileSync } from "node:child_process";
@@ -22,6 +23,9 @@ interface ProbeExports {
   dotI8(iters: number, seed: number): number;
   dotI8Add(iters: number, seed: number): number;
   maddF32(iters: number, m: number, a: number): number;
+  q8Dot(iters: number, seed: number): number;
+  q8DotWide(iters: number, seed: number): number;
+  q4Dot(iters: number, seed: number): number;
 }
 
 /** Compiles the probe (when its source changed) and returns the wasm path. */
@@ -68,6 +72,12 @@ export interface Roofline {
   bandwidthCacheSized: Array<{ bytes: number; bandwidth: number }>;
   /** Multiply-accumulates per second of each instruction, and the best integer one: the roof. */
   macsPerSecond: { dotI16: number; relaxedDotI8: number; relaxedDotI8Add: number; f32MulAdd: number };
+  /**
+   * Multiply-accumulates per second of the shortest exact instruction sequence per quant (the
+   * kernels' inner step alone, in registers): ceilings for any kernel of that quant, used to
+   * say how far a compute-bound target (prefill) can go on this machine.
+   */
+  sequenceMacsPerSecond: { q8_0: number; q4_0: number };
   intMacsPerSecond: number;
   f32MacsPerSecond: number;
   wasm: string;
@@ -121,6 +131,11 @@ export function runRoofline(o: RooflineOptions): Roofline {
     relaxedDotI8Add: rate((n) => e.dotI8Add(n, 3), chains * 16),
     f32MulAdd: rate((n) => e.maddF32(n, 0.5, 1) | 0, chains * 4),
   };
+  const sequences = {
+    // q8_0: the better of the two exact routes (sign trick on i8, or i16 operands)
+    q8_0: Math.max(rate((n) => e.q8Dot(n, 3), chains * 16), rate((n) => e.q8DotWide(n, 3), chains * 8)),
+    q4_0: rate((n) => e.q4Dot(n, 3), chains * 32),
+  };
   if (sink === 0x7fffffff) console.error(""); // keep the results observable
   return {
     bandwidth: Math.max(one, four),
@@ -129,6 +144,7 @@ export function runRoofline(o: RooflineOptions): Roofline {
     bufferBytes: o.bufferBytes,
     bandwidthCacheSized: cacheSized,
     macsPerSecond: macs,
+    sequenceMacsPerSecond: sequences,
     intMacsPerSecond: Math.max(macs.dotI16, macs.relaxedDotI8, macs.relaxedDotI8Add),
     f32MacsPerSecond: macs.f32MulAdd,
     wasm: relative(projectRoot, wasm),

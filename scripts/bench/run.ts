@@ -87,7 +87,19 @@ export interface ModelResult {
   skipped?: string;
   tokenCost?: TokenCost;
   inProcess?: InProcessResult;
-  roofline?: { bandwidthBound: number; computeBound: number; bound: number; fraction: number };
+  roofline?: {
+    bandwidthBound: number;
+    computeBound: number;
+    bound: number;
+    fraction: number;
+    /**
+     * Tokens/s if every multiply-add ran at the quant's shortest exact dot sequence (registers
+     * only, nothing else counted): decode (all matrices), and prefill (the classifier only once
+     * per prompt, so per token the other matrices). Ceilings, not estimates.
+     */
+    sequenceDecodeBound: number;
+    sequencePrefillBound: number;
+  };
   /** Tokens/s the matrix products alone would allow: ours and onnxruntime-web's (sum of per-shape medians). */
   matmulOnly?: { oursTokensPerSecond: number; ortTokensPerSecond: number | null; ortMissing: string[] };
   coldStart?: ColdStartResult & { buildMs: number; buildCached: boolean; coldSamplesMs: number[]; serverStartSamplesMs: number[] };
@@ -163,7 +175,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       const bandwidthBound = roofline.bandwidth / m.tokenCost.bytes;
       const computeBound = (quant === "f32" ? roofline.f32MacsPerSecond : roofline.intMacsPerSecond) / m.tokenCost.macs;
       const bound = Math.min(bandwidthBound, computeBound);
-      m.roofline = { bandwidthBound, computeBound, bound, fraction: m.inProcess.decodeTokensPerSecond / bound };
+      const seq = quant === "f32" ? roofline.f32MacsPerSecond : roofline.sequenceMacsPerSecond[quant];
+      const prefillMacs = m.tokenCost.macs - m.tokenCost.classifierMacs * (1 - 1 / o.run.prefillTokens);
+      m.roofline = {
+        bandwidthBound, computeBound, bound, fraction: m.inProcess.decodeTokensPerSecond / bound,
+        sequenceDecodeBound: seq / m.tokenCost.macs,
+        sequencePrefillBound: seq / prefillMacs,
+      };
     }
   }
 

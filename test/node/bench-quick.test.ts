@@ -24,6 +24,7 @@ describe("roofline probe", () => {
     expect(r.bandwidthOneStream).toBeGreaterThan(0);
     expect(r.bandwidthFourStreams).toBeGreaterThan(0);
     for (const v of Object.values(r.macsPerSecond)) expect(v).toBeGreaterThan(0);
+    for (const v of Object.values(r.sequenceMacsPerSecond)) expect(v).toBeGreaterThan(0);
     expect(r.intMacsPerSecond).toBe(Math.max(r.macsPerSecond.dotI16, r.macsPerSecond.relaxedDotI8, r.macsPerSecond.relaxedDotI8Add));
   });
 });
@@ -104,6 +105,7 @@ describe("bytes and multiply-adds per token", () => {
     const kv = (shape.dim / shape.nHeads) * shape.nKvHeads;
     const macs = shape.nLayers * (2 * shape.dim * shape.dim + 2 * kv * shape.dim + 3 * shape.hiddenDim * shape.dim) + shape.vocabSize * shape.dim;
     expect(cost.macs).toBe(macs);
+    expect(cost.classifierMacs).toBe(shape.vocabSize * shape.dim);
     expect(productShapes(config).reduce((s, p) => s + p.count * p.rows * p.cols, 0)).toBe(macs);
   });
 });
@@ -114,7 +116,7 @@ describe("targets and chart", () => {
     plan: { weights: 1, kvCache: 1, scratch: 1, tokenizer: 1 << 20, total: 3, budget: 4 },
     tokenCost: { bytes: 1000, matrices: 900, vectors: 10, classifier: 80, embeddingRow: 10, macs: 1000 },
     inProcess: { decodeTokensPerSecond: decode, prefillTokensPerSecond: 5 * decode, peakBytes: 100 << 20, wasmMemoryBytes: 99 << 20, fullContextTokens: 1024 },
-    roofline: { bandwidthBound: 1000, computeBound: 2000, bound: 1000, fraction: decode / 1000 },
+    roofline: { bandwidthBound: 1000, computeBound: 2000, bound: 1000, fraction: decode / 1000, sequenceDecodeBound: 3000, sequencePrefillBound: 6000 },
     matmulOnly: { oursTokensPerSecond: decode * 1.2, ortTokensPerSecond: decode / 3, ortMissing: [] },
     ...extra,
   });
@@ -141,6 +143,26 @@ describe("targets and chart", () => {
     expect(t["stories110M q4_0 with 1024-token context generates within 128 MB peak"]).toBe("PASS");
     expect(t["Worker bundle < 300 KB gzip incl. kernels"]).toBe("PASS");
     expect(t["cold start for stories15M q8_0 < 300 ms with local KV"]).toBe("PASS");
+  });
+
+  it("names the limit when the run's own ceiling is below a target, and only then", () => {
+    const find = (r: BenchResult, name: string) => evaluateTargets(r).find((x) => x.name === name)!;
+    const pf = "prefill >= 4x decode tokens/s on stories42M (q8_0)";
+    expect(find(result, pf).limit).toBeUndefined(); // ceiling 6000 / 300 = 20x
+    const capped = structuredClone(result);
+    const m42 = capped.models.find((m) => m.shape === "stories42M")!;
+    m42.inProcess!.prefillTokensPerSecond = 800;
+    m42.roofline!.sequencePrefillBound = 900; // 3x decode
+    const t = find(capped, pf);
+    expect(t.status).toBe("FAIL");
+    expect(t.detail).toContain("ceiling 900.0 tok/s = 3.00x decode");
+    expect(t.limit).toContain("3.00x");
+    const ratio = "q4_0 decode >= 1.5x q8_0 decode on stories110M";
+    expect(find(result, ratio).limit).toBeUndefined(); // min(1000, 3000) / 100 = 10x
+    const q4 = capped.models.find((m) => m.shape === "stories110M" && m.quant === "q4_0")!;
+    q4.roofline!.bandwidthBound = 120;
+    q4.inProcess!.decodeTokensPerSecond = 110;
+    expect(find(capped, ratio).limit).toContain("1.20x");
   });
 
   it("draws one bar group per model, the ones that do not fit marked", () => {
