@@ -102,7 +102,7 @@ export function ropeCosSin(pos: number, headSize: number, theta = 10000, out = n
 }
 
 function isCount(n: number): boolean {
-  return Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
+  return (n | 0) === n && n >= 0; // an integer in [0, 2^31)
 }
 
 export class Kernels {
@@ -213,8 +213,11 @@ export class Kernels {
     }
   }
 
-  private shape(name: string, ...counts: number[]): void {
-    for (const c of counts) if (!isCount(c)) throw new RangeError(`${name}: bad size ${c}`);
+  /** Fixed arity (no rest array): these checks run on every kernel call. */
+  private shape(name: string, a: number, b = 0, c = 0, d = 0, e = 0): void {
+    if (isCount(a) && isCount(b) && isCount(c) && isCount(d) && isCount(e)) return;
+    const bad = [a, b, c, d, e].find((n) => !isCount(n));
+    throw new RangeError(`${name}: bad size ${bad}`);
   }
 
   // ---------------------------------------------------------------------------------------------
