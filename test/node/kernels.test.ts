@@ -991,6 +991,31 @@ describe("attention", () => {
     }
   });
 
+  it("attentionBatch (query tokens in groups of 4) is bit-identical to per-token attention: f32 and f16, GQA, odd head sizes, any start", () => {
+    const r = rng(45);
+    for (const dtype of ["f32", "f16"] as const) {
+      for (const [nHeads, nKv, hs] of [[4, 2, 16], [6, 3, 18], [2, 2, 5], [8, 8, 64]] as const) {
+        for (const startPos of [0, 1, 3, 6]) {
+          for (const nTok of [2, 4, 5, 8, 9]) {
+            const nPos = startPos + nTok, kvDim = nKv * hs;
+            const q = r.f32(nTok * nHeads * hs, 1.5), kf = r.f32(nPos * kvDim, 1.5), vf = r.f32(nPos * kvDim);
+            const k = cacheFor(dtype, kf), v = cacheFor(dtype, vf);
+            scoped(() => {
+              const qp = put(q), kp = put(k.bytes), vp = put(v.bytes);
+              const o = K.alloc(4 * nTok * nHeads * hs), a = K.alloc(4 * nHeads * nPos);
+              K.attentionBatch(o, qp, kp, vp, a, nHeads, nKv, hs, startPos, nTok, dtype);
+              const batch = K.f32(o, nTok * nHeads * hs).slice();
+              for (let t = 0; t < nTok; t++) {
+                K.attention(o, qp + 4 * t * nHeads * hs, kp, vp, a, nHeads, nKv, hs, startPos + t + 1, dtype);
+                expectBitwise(batch.subarray(t * nHeads * hs, (t + 1) * nHeads * hs), K.f32(o, nHeads * hs).slice(), `${dtype} ${nHeads}/${nKv}x${hs} start ${startPos} nTok ${nTok} token ${t}`);
+              }
+            });
+          }
+        }
+      }
+    }
+  });
+
   it("attentionBatch on an f16 cache is bit-identical to per-token attention, also when only a later position or token is special", () => {
     // the batch decides the fast path once for all its tokens; per token the decision can differ
     const r = rng(44);
