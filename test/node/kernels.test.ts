@@ -342,6 +342,23 @@ describe("quantize / dequantize rows", () => {
     }
   });
 
+  it("quantizeRowQ8_0 on blocks holding NaN or inf is still byte-identical to TS (the exact slow path)", () => {
+    const r = rng(6);
+    for (const special of [NaN, Infinity, -Infinity]) {
+      for (const at of [0, 31, 40, 95]) {
+        const x = r.f32(96, 3);
+        x[at] = special;
+        const want = Q.quantizeQ8_0(x, 1, 96);
+        const got = scoped(() => {
+          const d = K.alloc(want.length);
+          K.quantizeRows(d, put(x), 96, 1);
+          return K.u8(d, want.length).slice();
+        });
+        expect(got, `${special} at ${at}`).toEqual(want);
+      }
+    }
+  });
+
   it("quantizeRowsQ8_0 handles several rows of odd length", () => {
     const r = rng(5);
     const n = 100, rowsN = 5;
