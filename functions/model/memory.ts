@@ -45,7 +45,8 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): Scra
   }
   return [
     ...common,
-    { name: "q", bytes: chunk * dim * f32 },
+    // also holds one token's q, k and v end to end (the fused decode product)
+    { name: "q", bytes: Math.max(chunk * dim, dim + 2 * kvDim(config)) * f32 },
     { name: "k", bytes: chunk * kvDim(config) * f32 },
     { name: "v", bytes: chunk * kvDim(config) * f32 },
     { name: "hb2", bytes: chunk * hiddenDim * f32 },

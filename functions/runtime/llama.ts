@@ -6,7 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { forEachChunk, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+import { forEachChunk, fuseMatrices, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -15,6 +15,8 @@ interface LayerWeights {
   wq: Matrix;
   wk: Matrix;
   wv: Matrix;
+  /** wq, wk, wv as one matrix when they sit back to back (decode multiplies by it once). */
+  wqkv: Matrix | null;
   wo: Matrix;
   ffnNorm: Ptr;
   wGate: Matrix;
@@ -59,6 +61,7 @@ export class LlamaModel implements CausalLm {
         wq: m.matrix(n.wq, dim, dim),
         wk: m.matrix(n.wk, this.kvDim, dim),
         wv: m.matrix(n.wv, this.kvDim, dim),
+        wqkv: null,
         wo: m.matrix(n.wo, dim, dim),
         ffnNorm: m.vector(n.ffnNorm, dim),
         wGate: m.matrix(n.wGate, hiddenDim, dim),
@@ -66,6 +69,7 @@ export class LlamaModel implements CausalLm {
         wUp: m.matrix(n.wUp, hiddenDim, dim),
       });
     }
+    for (const w of this.layers) w.wqkv = fuseMatrices([w.wq, w.wk, w.wv]);
     this.fillRopeTable();
   }
 
@@ -94,23 +98,31 @@ export class LlamaModel implements CausalLm {
     for (let l = 0; l < this.layers.length; l++) {
       const w = this.layers[l];
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.attnNorm, dim, normEps);
-      this.mem.linear(b.q, w.wq, b.xb, n, true);
-      this.mem.linear(b.k, w.wk, b.xb, n, false);
-      this.mem.linear(b.v, w.wv, b.xb, n, false);
+      // one token: q, k and v come out end to end in b.q from the fused matrix
+      let bk = b.k, bv = b.v;
+      if (n === 1 && w.wqkv) {
+        this.mem.linear(b.q, w.wqkv, b.xb, 1, true);
+        bk = b.q + dim * f32;
+        bv = bk + this.kvDim * f32;
+      } else {
+        this.mem.linear(b.q, w.wq, b.xb, n, true);
+        this.mem.linear(bk, w.wk, b.xb, n, false);
+        this.mem.linear(bv, w.wv, b.xb, n, false);
+      }
       if (w.bias) {
         k.addBias(b.q, w.bias.q, dim, n);
-        k.addBias(b.k, w.bias.k, this.kvDim, n);
-        k.addBias(b.v, w.bias.v, this.kvDim, n);
+        k.addBias(bk, w.bias.k, this.kvDim, n);
+        k.addBias(bv, w.bias.v, this.kvDim, n);
       }
       const layout = this.config.ropeLayout === "interleaved" ? 0 : 1;
       for (let t = 0; t < n; t++) {
         const rope = b.rope + (pos + t) * ropeRow;
         k.rope(b.q + t * dim * f32, nHeads, this.hs, rope, layout);
-        k.rope(b.k + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
+        k.rope(bk + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
       }
       const rowOffset = pos * this.kvDim * cacheElem;
-      this.mem.storeCache(cache.keys(l) + rowOffset, b.k, n * this.kvDim);
-      this.mem.storeCache(cache.values(l) + rowOffset, b.v, n * this.kvDim);
+      this.mem.storeCache(cache.keys(l) + rowOffset, bk, n * this.kvDim);
+      this.mem.storeCache(cache.values(l) + rowOffset, bv, n * this.kvDim);
       const window = this.config.slidingWindow ?? 0;
       if (window > 0 && pos + n > window) {
         // Each token sees only the last `window` positions (Mistral): one query at a time.

@@ -34,6 +34,21 @@ export function forEachChunk(tokens: number[], startPos: number, seqLen: number,
   for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) runChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done);
 }
 
+/**
+ * The matrices as one, when they can be: same columns and dtype, repacked (q8_0/q4_0), each a
+ * whole number of 4-row groups, and back to back in memory (the build writes q, k, v in that
+ * order). One product then streams all their rows in one pass, outputs end to end.
+ */
+export function fuseMatrices(ms: Matrix[]): Matrix | null {
+  const [first] = ms;
+  let next = first.ptr;
+  for (const m of ms) {
+    if (!m.packed || m.dtype !== first.dtype || m.cols !== first.cols || m.rows % 4 !== 0 || m.ptr !== next) return null;
+    next = m.ptr + m.rows * rowBytes(m.dtype, m.cols);
+  }
+  return { ptr: first.ptr, dtype: first.dtype, cols: first.cols, rows: ms.reduce((r, m) => r + m.rows, 0), packed: true };
+}
+
 /** One sequence's keys and values, [layer][position][kvDim], in f32 or f16. */
 export class KvCache {
   constructor(

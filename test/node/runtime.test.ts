@@ -12,6 +12,7 @@ import type { ImportedModel } from "../../scripts/import/types";
 import { argmax, ReferenceLlama } from "../reference/llama-forward";
 import { aidreams } from "../setup/fixtures";
 import { maxRelError, runtimeFor } from "../support/runtime";
+import { fuseMatrices, type Matrix } from "../../functions/runtime/weights";
 
 
 async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts> {
@@ -107,4 +108,23 @@ describe.each([
       expect(agree / steps).toBeGreaterThanOrEqual(bounds[1]);
     });
   }
+});
+
+describe("fused q/k/v product", () => {
+  const rb = 544; // q8_0 row of 512 columns
+  const m = (ptr: number, rows: number, extra: Partial<Matrix> = {}): Matrix => ({ ptr, rows, cols: 512, dtype: "q8_0", packed: true, ...extra });
+
+  it("joins repacked matrices that sit back to back, and nothing else", () => {
+    expect(fuseMatrices([m(1024, 512), m(1024 + 512 * rb, 128), m(1024 + 640 * rb, 128)])).toEqual(m(1024, 768));
+    expect(fuseMatrices([m(1024, 512), m(1024 + 512 * rb + 64, 128)])).toBeNull(); // a gap
+    expect(fuseMatrices([m(1024, 512), m(1024 + 512 * rb, 128, { packed: false })])).toBeNull();
+    expect(fuseMatrices([m(1024, 510), m(1024 + 510 * rb, 128)])).toBeNull(); // tail rows mid-way
+    expect(fuseMatrices([m(1024, 512), m(1024 + 512 * rb, 128, { dtype: "q4_0" })])).toBeNull();
+  });
+
+  it("a built model's q, k and v are back to back, so decode takes the fused product", async () => {
+    const { model } = await runtimeFor(await build(gqaModel(), "q4_0"));
+    const layers = (model as unknown as { layers: Array<{ wqkv: Matrix | null }> }).layers;
+    expect(layers.every((l) => l.wqkv !== null)).toBe(true);
+  });
 });
