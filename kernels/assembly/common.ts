@@ -53,6 +53,27 @@ export function f32ToF16(x: f32): u32 {
   return sign | h;
 }
 
+/**
+ * f16 bits (in the low half of each i32 lane) of 4 f32 lanes, round to nearest even, valid
+ * when every lane is in the f16 normal range, 2^-14 <= |x| < 65536 (see f16NormalRange): the
+ * exponent rebias is an integer subtract and the rounding the usual add-then-shift (a carry
+ * into the exponent is the correct RNE result, up to inf). Same bits as f32ToF16 there.
+ */
+@inline
+export function f32x4ToF16Normal(u: v128): v128 {
+  const a = v128.and(u, i32x4.splat(0x7fffffff));
+  // (a - (112 << 23) + 0xfff + lsb) >> 13, lsb = bit 13 of a (the kept mantissa's last bit)
+  const h = i32x4.shr_u(i32x4.add(i32x4.sub(a, i32x4.splat(0x38000000 - 0xfff)), v128.and(i32x4.shr_u(a, 13), i32x4.splat(1))), 13);
+  return v128.or(h, v128.and(i32x4.shr_u(u, 16), i32x4.splat(0x8000)));
+}
+
+/** All-ones lanes where f32x4ToF16Normal applies (2^-14 <= |x| < 65536). */
+@inline
+export function f16NormalRange(u: v128): v128 {
+  const a = v128.and(u, i32x4.splat(0x7fffffff));
+  return v128.and(i32x4.gt_s(a, i32x4.splat(0x38800000 - 1)), i32x4.lt_s(a, i32x4.splat(0x47800000)));
+}
+
 /** Exact 4-lane f16 -> f32 with the halves in the high 16 bits of each lane (inf/NaN kept). */
 @inline
 export function h2fHighExact(s: v128): v128 {

@@ -1,6 +1,6 @@
 // q8_0 / q4_0 row (de)quantization. Byte layouts are ggml's; see kernels/quant.ts.
 
-import { QK, Q8_0_BLOCK_BYTES, Q4_0_BLOCK_BYTES, scratchBase, f16ToF32, f32ToF16 } from "./common";
+import { QK, Q8_0_BLOCK_BYTES, Q4_0_BLOCK_BYTES, scratchBase, f16NormalRange, f16ToF32, f32ToF16, f32x4ToF16Normal } from "./common";
 
 /**
  * C roundf on 4 lanes (halves away from zero). wasm's f32x4.nearest rounds halves to even,
@@ -36,6 +36,56 @@ function quantizeBlockQ8_0(dst: usize, src: usize): void {
   else quantizeQuants<u16>(dst, vid, x0, x1, x2, x3, x4, x5, x6, x7);
 }
 
+/** Lane-wise max of |x| over one block's 8 vectors. */
+@inline
+function blockAbsMax(src: usize): v128 {
+  const m = f32x4.max(f32x4.max(f32x4.abs(v128.load(src)), f32x4.abs(v128.load(src, 16))), f32x4.max(f32x4.abs(v128.load(src, 32)), f32x4.abs(v128.load(src, 48))));
+  return f32x4.max(m, f32x4.max(f32x4.max(f32x4.abs(v128.load(src, 64)), f32x4.abs(v128.load(src, 80))), f32x4.max(f32x4.abs(v128.load(src, 96)), f32x4.abs(v128.load(src, 112)))));
+}
+
+/**
+ * Four whole blocks at once: their amax, d and 1/d as the 4 lanes of one vector (the same f32
+ * operations as quantizeBlockQ8_0, so the same values), which takes the two divisions and the
+ * horizontal max off each block's critical path. Returns false, having written nothing, when a
+ * block holds inf/NaN (those take quantizeBlockQ8_0).
+ */
+@inline
+function quantize4BlocksQ8_0(dst: usize, src: usize): bool {
+  const m0 = blockAbsMax(src), m1 = blockAbsMax(src + 128), m2 = blockAbsMax(src + 256), m3 = blockAbsMax(src + 384);
+  // lane j: max over block j's lanes, in the scalar path's order (max is exact either way)
+  const a01 = f32x4.max(v128.shuffle<f32>(m0, m1, 0, 4, 1, 5), v128.shuffle<f32>(m0, m1, 2, 6, 3, 7));
+  const a23 = f32x4.max(v128.shuffle<f32>(m2, m3, 0, 4, 1, 5), v128.shuffle<f32>(m2, m3, 2, 6, 3, 7));
+  const amax = f32x4.max(v128.shuffle<f32>(a01, a23, 0, 1, 4, 5), v128.shuffle<f32>(a01, a23, 2, 3, 6, 7));
+  if (!i32x4.all_true(f32x4.eq(f32x4.sub(amax, amax), f32x4.splat(0)))) return false;
+  const d = f32x4.div(amax, f32x4.splat(127.0));
+  const id = v128.and(f32x4.div(f32x4.splat(1.0), d), f32x4.ne(d, f32x4.splat(0)));
+  if (i32x4.all_true(f16NormalRange(d))) {
+    const h = f32x4ToF16Normal(d);
+    store<u16>(dst, <u16>i32x4.extract_lane(h, 0));
+    store<u16>(dst + BB, <u16>i32x4.extract_lane(h, 1));
+    store<u16>(dst + 2 * BB, <u16>i32x4.extract_lane(h, 2));
+    store<u16>(dst + 3 * BB, <u16>i32x4.extract_lane(h, 3));
+  } else {
+    store<u16>(dst, <u16>f32ToF16(f32x4.extract_lane(d, 0)));
+    store<u16>(dst + BB, <u16>f32ToF16(f32x4.extract_lane(d, 1)));
+    store<u16>(dst + 2 * BB, <u16>f32ToF16(f32x4.extract_lane(d, 2)));
+    store<u16>(dst + 3 * BB, <u16>f32ToF16(f32x4.extract_lane(d, 3)));
+  }
+  quantizeQuantsAt(dst, src, v128.shuffle<f32>(id, id, 0, 0, 0, 0));
+  quantizeQuantsAt(dst + BB, src + 128, v128.shuffle<f32>(id, id, 1, 1, 1, 1));
+  quantizeQuantsAt(dst + 2 * BB, src + 256, v128.shuffle<f32>(id, id, 2, 2, 2, 2));
+  quantizeQuantsAt(dst + 3 * BB, src + 384, v128.shuffle<f32>(id, id, 3, 3, 3, 3));
+  return true;
+}
+
+@inline
+function quantizeQuantsAt(dst: usize, src: usize, vid: v128): void {
+  quantizeQuants<u8>(dst, vid, v128.load(src), v128.load(src, 16), v128.load(src, 32), v128.load(src, 48),
+    v128.load(src, 64), v128.load(src, 80), v128.load(src, 96), v128.load(src, 112));
+}
+
+const BB: usize = <usize>Q8_0_BLOCK_BYTES;
+
 @inline
 function quantizeQuants<FINITE>(dst: usize, vid: v128, x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128): void {
   const a = i16x8.narrow_i32x4_s(roundAwayI32<FINITE>(f32x4.mul(x0, vid)), roundAwayI32<FINITE>(f32x4.mul(x1, vid)));
@@ -52,7 +102,12 @@ function quantizeQuants<FINITE>(dst: usize, vid: v128, x0: v128, x1: v128, x2: v
  */
 export function quantizeRowQ8_0(dst: usize, src: usize, n: i32): void {
   const full = n / QK;
-  for (let b = 0; b < full; b++) {
+  let b = 0;
+  for (; b + 4 <= full; b += 4) {
+    const d = dst + <usize>(b * Q8_0_BLOCK_BYTES), s = src + (<usize>(b * QK) << 2);
+    if (!quantize4BlocksQ8_0(d, s)) for (let j = 0; j < 4; j++) quantizeBlockQ8_0(d + <usize>j * BB, s + (<usize>j << 7));
+  }
+  for (; b < full; b++) {
     quantizeBlockQ8_0(dst + <usize>(b * Q8_0_BLOCK_BYTES), src + (<usize>(b * QK) << 2));
   }
   const rem = n - full * QK;
