@@ -24,7 +24,8 @@ export function formatReport(r: BenchResult): string {
   out.push(`Roofline (one thread, wasm SIMD): read bandwidth ${gb(rf.bandwidth)} GB/s over ${rf.bufferBytes >> 20} MiB (1 stream ${gb(rf.bandwidthOneStream)}, 4 streams ${gb(rf.bandwidthFourStreams)}); ` +
     rf.bandwidthCacheSized.map((c) => `${c.bytes >> 20} MiB buffer ${gb(c.bandwidth)} GB/s`).join(", ") + ".");
   out.push(`  peak multiply-adds: relaxed i8 dot ${gb(rf.macsPerSecond.relaxedDotI8)} G/s, relaxed i8 dot+add ${gb(rf.macsPerSecond.relaxedDotI8Add)} G/s, i16 dot ${gb(rf.macsPerSecond.dotI16)} G/s, f32 mul+add ${gb(rf.macsPerSecond.f32MulAdd)} G/s`);
-  out.push(`  exact dot sequences (the kernels' inner step alone, in registers): q8_0 ${gb(rf.sequenceMacsPerSecond.q8_0)} G/s, q4_0 ${gb(rf.sequenceMacsPerSecond.q4_0)} G/s multiply-adds`);
+  const sq = rf.sequenceMacsPerSecond;
+  out.push(`  exact dot sequences (the kernels' inner step alone, in registers): q8_0 ${gb(sq.q8_0)} G/s (i8 with the sign moved ${gb(sq.q8_0SignRoute)}, i16 operands ${gb(sq.q8_0WideRoute)}), q4_0 ${gb(sq.q4_0)} G/s multiply-adds`);
   out.push("");
 
   out.push("Models (in process on Node 22 unless marked; decode: one token at a time after a 32-token prompt, median per token; prefill: 128 tokens through forward())");

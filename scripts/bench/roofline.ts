@@ -77,7 +77,7 @@ export interface Roofline {
    * kernels' inner step alone, in registers): ceilings for any kernel of that quant, used to
    * say how far a compute-bound target (prefill) can go on this machine.
    */
-  sequenceMacsPerSecond: { q8_0: number; q4_0: number };
+  sequenceMacsPerSecond: { q8_0: number; q4_0: number; q8_0SignRoute: number; q8_0WideRoute: number };
   intMacsPerSecond: number;
   f32MacsPerSecond: number;
   wasm: string;
@@ -131,10 +131,14 @@ export function runRoofline(o: RooflineOptions): Roofline {
     relaxedDotI8Add: rate((n) => e.dotI8Add(n, 3), chains * 16),
     f32MulAdd: rate((n) => e.maddF32(n, 0.5, 1) | 0, chains * 4),
   };
+  const q8Sign = rate((n) => e.q8Dot(n, 3), chains * 16);
+  const q8Wide = rate((n) => e.q8DotWide(n, 3), chains * 8);
   const sequences = {
-    // q8_0: the better of the two exact routes (sign trick on i8, or i16 operands)
-    q8_0: Math.max(rate((n) => e.q8Dot(n, 3), chains * 16), rate((n) => e.q8DotWide(n, 3), chains * 8)),
+    // q8_0: the better of the two exact routes (sign moved onto i8 operands, or i16 operands)
+    q8_0: Math.max(q8Sign, q8Wide),
     q4_0: rate((n) => e.q4Dot(n, 3), chains * 32),
+    q8_0SignRoute: q8Sign,
+    q8_0WideRoute: q8Wide,
   };
   if (sink === 0x7fffffff) console.error(""); // keep the results observable
   return {

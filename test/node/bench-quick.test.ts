@@ -25,6 +25,7 @@ describe("roofline probe", () => {
     expect(r.bandwidthFourStreams).toBeGreaterThan(0);
     for (const v of Object.values(r.macsPerSecond)) expect(v).toBeGreaterThan(0);
     for (const v of Object.values(r.sequenceMacsPerSecond)) expect(v).toBeGreaterThan(0);
+    expect(r.sequenceMacsPerSecond.q8_0).toBe(Math.max(r.sequenceMacsPerSecond.q8_0SignRoute, r.sequenceMacsPerSecond.q8_0WideRoute));
     expect(r.intMacsPerSecond).toBe(Math.max(r.macsPerSecond.dotI16, r.macsPerSecond.relaxedDotI8, r.macsPerSecond.relaxedDotI8Add));
   });
 });
