@@ -1,4 +1,5 @@
-// Micro-benchmark of the matmul kernels (Node 22): `npx tsx kernels/bench.ts [filter]`.
+// Micro-benchmark of the matmul kernels (Node 22): `npx tsx kernels/bench.ts [filter]`
+// (the whole comparison, with onnxruntime-web and the roofline, is `npm run bench`).
 // Reports time per call, weight bytes streamed per second, and prefill speed-up per token.
 // A "big" shape larger than the last-level cache shows the DRAM-bound regime.
 import { Kernels } from "./index";
@@ -68,8 +69,15 @@ for (const [rows, cols, name] of shapes) {
     K.quantizeRows(xq, x, cols, nT);
     const xin = dtype === "q8_0" || dtype === "q4_0" ? xq : x;
     const out = K.alloc(4 * rows * nT);
-    const t1 = timeIt(() => K.matmul(dtype, out, w, xin, rows, cols, 1));
-    const tN = timeIt(() => K.matmul(dtype, out, w, xin, rows, cols, nT));
+    // quantized matrices as the runtime holds them: repacked into the 4-row layout at load
+    const packed = dtype === "q8_0" ? K.repackQ8_0x4(w, rows, cols) : dtype === "q4_0" && K.repackQ4_0x4(w, rows, cols);
+    const mm = (n: number) => {
+      if (packed && dtype === "q8_0") K.matmulQ8_0x4(out, w, xin, rows, cols, n);
+      else if (packed) K.matmulQ4_0x4(out, w, xin, rows, cols, n);
+      else K.matmul(dtype, out, w, xin, rows, cols, n);
+    };
+    const t1 = timeIt(() => mm(1));
+    const tN = timeIt(() => mm(nT));
     console.log(
       `${name.padEnd(26)} ${dtype.padEnd(5)} ${t1.toFixed(3).padStart(9)} ${(wBytes / t1 / 1e6).toFixed(1).padStart(6)} | ` +
       `${(tN / nT).toFixed(3).padStart(9)} ${(t1 / (tN / nT)).toFixed(2).padStart(8)}x`,
