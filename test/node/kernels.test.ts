@@ -679,6 +679,28 @@ describe.each(PACKED_FORMATS)("$dtype x4 (4-row-interleaved $dtype)", (f) => {
   });
 });
 
+describe("q4_0x4 decode over many groups", () => {
+  // groups g and g + G/2 in one pass (two streams), the odd last group alone: every row must get
+  // the plain kernel's bits
+  it.each([
+    [36, 64], [44, 288], [100, 300], [108, 2048], [260, 2048], [1024, 768],
+  ])("%i x %i: matmulQ4_0x4 (one token) = matmulQ4_0, bit for bit", (rows, cols) => {
+    const r = rng(rows + cols);
+    const wq = Q.quantizeQ4_0(r.f32(rows * cols), rows, cols);
+    const xq = Q.quantizeQ8_0(r.f32(cols, 2), 1, cols);
+    const [plain, packed] = scoped(() => {
+      const w = put(wq), x = put(xq);
+      const o1 = K.alloc(4 * rows), o2 = K.alloc(4 * rows);
+      K.matmul("q4_0", o1, w, x, rows, cols, 1);
+      expect(K.repackQ4_0x4(w, rows, cols)).toBe(true);
+      K.f32(o2, rows).fill(NaN);
+      K.matmulQ4_0x4(o2, w, x, rows, cols, 1);
+      return [K.f32(o1, rows).slice(), K.f32(o2, rows).slice()];
+    });
+    expect(packed).toEqual(plain);
+  });
+});
+
 describe("q4_0x4 prefill on wide rows", () => {
   it("matmulQ4_0x4 on rows too wide for the splatted activations (70000 cols) = matmulQ4_0", () => {
     const rows = 5, cols = 70_000;
