@@ -35,7 +35,8 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): Scra
     { name: "x", bytes: chunk * dim * f32 },
     { name: "xb", bytes: chunk * dim * f32 },
     { name: "xb2", bytes: chunk * dim * f32 },
-    { name: "hb", bytes: chunk * hiddenDim * f32 },
+    // also holds one token's gate and up end to end (the fused decode product)
+    { name: "hb", bytes: Math.max(chunk, 2) * hiddenDim * f32 },
     { name: "att", bytes: nHeads * seqLen * f32 },
     { name: "logits", bytes: vocabSize * f32 },
     { name: "xq", bytes: chunk * rowBytes("q8_0", widest) },

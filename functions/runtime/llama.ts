@@ -17,6 +17,8 @@ interface LayerWeights {
   wv: Matrix;
   /** wq, wk, wv as one matrix when they sit back to back (decode multiplies by it once). */
   wqkv: Matrix | null;
+  /** wGate, wUp likewise. */
+  wGateUp: Matrix | null;
   wo: Matrix;
   ffnNorm: Ptr;
   wGate: Matrix;
@@ -62,6 +64,7 @@ export class LlamaModel implements CausalLm {
         wk: m.matrix(n.wk, this.kvDim, dim),
         wv: m.matrix(n.wv, this.kvDim, dim),
         wqkv: null,
+        wGateUp: null,
         wo: m.matrix(n.wo, dim, dim),
         ffnNorm: m.vector(n.ffnNorm, dim),
         wGate: m.matrix(n.wGate, hiddenDim, dim),
@@ -69,7 +72,10 @@ export class LlamaModel implements CausalLm {
         wUp: m.matrix(n.wUp, hiddenDim, dim),
       });
     }
-    for (const w of this.layers) w.wqkv = fuseMatrices([w.wq, w.wk, w.wv]);
+    for (const w of this.layers) {
+      w.wqkv = fuseMatrices([w.wq, w.wk, w.wv]);
+      w.wGateUp = fuseMatrices([w.wGate, w.wUp]);
+    }
     this.fillRopeTable();
   }
 
@@ -139,9 +145,15 @@ export class LlamaModel implements CausalLm {
       this.mem.linear(b.xb2, w.wo, b.xb, n, true);
       k.addInPlace(b.x, b.xb2, n * dim);
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.ffnNorm, dim, normEps);
-      this.mem.linear(b.hb, w.wGate, b.xb, n, true);
-      this.mem.linear(b.hb2, w.wUp, b.xb, n, false);
-      k.swiglu(b.hb, b.hb2, n * hiddenDim);
+      if (n === 1 && w.wGateUp) {
+        // one token: gate then up, end to end in b.hb
+        this.mem.linear(b.hb, w.wGateUp, b.xb, 1, true);
+        k.swiglu(b.hb, b.hb + hiddenDim * f32, hiddenDim);
+      } else {
+        this.mem.linear(b.hb, w.wGate, b.xb, n, true);
+        this.mem.linear(b.hb2, w.wUp, b.xb, n, false);
+        k.swiglu(b.hb, b.hb2, n * hiddenDim);
+      }
       this.mem.linear(b.xb, w.wDown, b.hb, n, true);
       k.addInPlace(b.x, b.xb, n * dim);
     }

@@ -73,6 +73,36 @@ export function defaultCacheDtype(quant: DType): CacheDtype {
   return quant === "f32" ? "f32" : "f16";
 }
 
+/** Where each per-layer tensor goes within its layer (names of other roles keep their input order, after these). */
+const LAYER_ORDER = [
+  "attn_norm.weight", "attn_norm.bias",
+  // q, k, v back to back: decode multiplies by them as one matrix (functions/runtime/weights.ts fuseMatrices)
+  "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
+  "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_norm.bias",
+  // gate and up back to back, likewise
+  "ffn_gate.weight", "ffn_up.weight", "ffn_up.bias", "ffn_down.weight", "ffn_down.bias",
+];
+
+/**
+ * The tensors in the order the weights blob stores them, whatever order the importer produced:
+ * the token embedding and other global tensors first, then layer by layer in LAYER_ORDER, then
+ * the output norm and classifier. Stable: anything unlisted keeps its relative order.
+ */
+export function storageOrder(tensors: ImportedTensor[]): ImportedTensor[] {
+  const last = new Set(["output_norm.weight", "output_norm.bias", "output.weight"]);
+  const key = (t: ImportedTensor, i: number): [number, number, number] => {
+    const m = /^blk\.(\d+)\.(.+)$/.exec(t.name);
+    if (m) {
+      const role = LAYER_ORDER.indexOf(m[2]);
+      return [1, Number(m[1]), role < 0 ? LAYER_ORDER.length + i : role];
+    }
+    return [last.has(t.name) ? 2 : 0, 0, i];
+  };
+  const keyed = tensors.map((t, i) => ({ t, k: key(t, i) }));
+  keyed.sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.k[2] - b.k[2]);
+  return keyed.map((x) => x.t);
+}
+
 export async function buildArtifacts(input: BuildInput, options: BuildOptions): Promise<BuildArtifacts> {
   checkModelId(input.id);
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
@@ -88,12 +118,13 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
 
   const quantized: QuantizedTensor[] = [];
   const reports: TensorReport[] = [];
-  for (const tensor of input.tensors) {
+  const tensors = storageOrder(input.tensors);
+  for (const tensor of tensors) {
     const q = quantizeTensor(tensor, options.quant);
     quantized.push(q);
     const report = { name: q.name, dtype: q.dtype, shape: q.shape, bytes: q.data.byteLength, relRmsError: q.relRmsError, maxAbsError: q.maxAbsError };
     reports.push(report);
-    options.onTensor?.(report, reports.length, input.tensors.length);
+    options.onTensor?.(report, reports.length, tensors.length);
   }
 
   const { blob, index } = packTensors(quantized);

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0, type DType } from "../../kernels/quant";
-import { buildArtifacts, type BuildArtifacts } from "../../scripts/build/pipeline";
+import { buildArtifacts, storageOrder, type BuildArtifacts } from "../../scripts/build/pipeline";
 import { readLlama2cCheckpoint } from "../../scripts/import/llama2c";
 import { randomLlamaModel } from "../../scripts/import/llama2c-writer";
 import type { ImportedModel } from "../../scripts/import/types";
@@ -41,9 +41,14 @@ function dequantizedModel(imported: ImportedModel, quant: "q8_0" | "q4_0"): Impo
   };
 }
 
+/** Rows that keep every tensor a whole number of 64-byte units: q/k/v and gate/up get fused at q8_0/q4_0. */
+const alignedModel = () =>
+  randomLlamaModel({ architecture: "llama", dim: 96, hiddenDim: 256, nLayers: 2, nHeads: 6, nKvHeads: 2, vocabSize: 300, seqLen: 80, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "interleaved", tiedEmbeddings: false }, 12);
+
 describe.each([
   ["aidreams260K", aidreamsModel],
   ["random GQA, untied classifier", gqaModel],
+  ["random, fused q/k/v and gate/up products", alignedModel],
 ])("%s", (_name, load) => {
   it("f32: logits match the reference at every position, token by token and in prefill chunks", async () => {
     const imported = load();
@@ -122,9 +127,25 @@ describe("fused q/k/v product", () => {
     expect(fuseMatrices([m(1024, 512), m(1024 + 512 * rb, 128, { dtype: "q4_0" })])).toBeNull();
   });
 
-  it("a built model's q, k and v are back to back, so decode takes the fused product", async () => {
-    const { model } = await runtimeFor(await build(gqaModel(), "q4_0"));
-    const layers = (model as unknown as { layers: Array<{ wqkv: Matrix | null }> }).layers;
-    expect(layers.every((l) => l.wqkv !== null)).toBe(true);
+  it("a built model's q, k, v and gate, up are back to back, so decode takes the fused products", async () => {
+    // the importer's order shuffled: the build stores every layer in its own order regardless
+    // (row sizes that keep each tensor a multiple of the 64-byte alignment: no padding between)
+    const imported = alignedModel();
+    const shuffled = { ...imported, tensors: [...imported.tensors].reverse() };
+    const { model } = await runtimeFor(await build(shuffled, "q4_0"));
+    const layers = (model as unknown as { layers: Array<{ wqkv: Matrix | null; wGateUp: Matrix | null }> }).layers;
+    expect(layers.every((l) => l.wqkv !== null && l.wGateUp !== null)).toBe(true);
+  });
+
+  it("the storage order: embedding, then each layer (q, k, v together; gate, up together), then the output", () => {
+    const t = (name: string) => ({ name, shape: [1], data: new Float32Array(1) });
+    const names = ["output.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight", "blk.0.ffn_up.weight", "blk.0.attn_v.weight",
+      "blk.0.ffn_gate.weight", "blk.0.attn_q.weight", "output_norm.weight", "blk.0.attn_k.weight", "token_embd.weight", "blk.0.extra", "blk.1.ffn_gate.weight"];
+    expect(storageOrder(names.map(t)).map((x) => x.name)).toEqual([
+      "token_embd.weight",
+      "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.extra",
+      "blk.1.ffn_gate.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight",
+      "output.weight", "output_norm.weight",
+    ]);
   });
 });
