@@ -318,6 +318,54 @@ export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext
   };
 }
 
+/** Decode tokens/s of two models measured turn about, and their ratio (a / b). */
+export interface PairedDecode {
+  a: string;
+  b: string;
+  aTokensPerSecond: number;
+  bTokensPerSecond: number;
+  ratio: number;
+  /** Turns each model took; each turn decodes `decodeTokens` steps. */
+  rounds: number;
+}
+
+/**
+ * Both models loaded at once and decoded in alternating turns of o.decodeTokens steps (after a
+ * warm-up turn each), so a ratio between them is taken under the same machine conditions: a
+ * shared machine's speed drifts by more than the margins the targets care about between two
+ * measurements made one after the other. Medians of every step of every turn.
+ */
+export async function pairedDecode(a: BuiltModel, b: BuiltModel, o: RunOptions, rounds: number): Promise<PairedDecode> {
+  const load = async (built: BuiltModel) => {
+    const { model, caches, kernels } = await instantiateModel(built.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
+      k.u8(ptr, built.weights.byteLength).set(built.weights);
+    });
+    const cache = await caches.acquire();
+    const prompt = benchPrompt(o.promptTokens, built.manifest.config.vocabSize);
+    const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
+    let next = argmax(model.forward(prompt, 0, cache));
+    const steps: number[] = [];
+    const turn = (record: boolean) => {
+      for (let i = 0; i < o.decodeTokens; i++) {
+        const t = performance.now();
+        next = argmax(model.forward([next], o.promptTokens + i, cache));
+        if (record) steps.push(performance.now() - t);
+      }
+    };
+    return { turn, steps };
+  };
+  const ma = await load(a);
+  const mb = await load(b);
+  ma.turn(false);
+  mb.turn(false);
+  for (let r = 0; r < rounds; r++) {
+    // alternate which goes first, so neither always follows the other
+    if (r % 2 === 0) { ma.turn(true); mb.turn(true); } else { mb.turn(true); ma.turn(true); }
+  }
+  const aTps = 1000 / median(ma.steps), bTps = 1000 / median(mb.steps);
+  return { a: a.manifest.id, b: b.manifest.id, aTokensPerSecond: aTps, bTokensPerSecond: bTps, ratio: aTps / bTps, rounds };
+}
+
 /** The load's CPU work in process, median of 3 (the Worker adds KV reads and streaming). */
 async function timeLoad(built: BuiltModel, tokenizerBytes: Uint8Array): Promise<InProcessResult["load"]> {
   const { manifest, weights } = built;

@@ -64,6 +64,7 @@ export function formatReport(r: BenchResult): string {
   out.push(table(header, wide, (i) => i >= 2));
   for (const row of narrow) out.push(`${row[0]} ${row[1]}: ${row[2]}`);
   for (const m of r.models.filter((x) => !x.fits && x.inProcess)) out.push(`* ${m.shape} ${m.quant} does not fit (${overBudget(m)}): measured in process only, it cannot be served.`);
+  for (const p of r.pairs ?? []) out.push(`Turn about: ${p.a} ${num(p.aTokensPerSecond)} tok/s, ${p.b} ${num(p.bTokensPerSecond)} tok/s = ${p.ratio.toFixed(2)}x (${p.rounds} turns each, the two loaded at once).`);
   out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
   out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
   out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");

@@ -14,6 +14,8 @@ import { buildIntoLocalKv, measureColdStart, type ColdStartResult } from "./cold
 import { compareShape, type CompareOptions, type ShapeComparison } from "./compare";
 import {
   ensureBuilt,
+  pairedDecode,
+  type PairedDecode,
   ensureCheckpoint,
   kvStateDir,
   modelId,
@@ -114,6 +116,8 @@ export interface BenchResult {
   env: Record<string, unknown>;
   roofline: Roofline;
   models: ModelResult[];
+  /** Decode ratios measured turn about (the q4_0 / q8_0 target on stories110M). */
+  pairs: PairedDecode[];
   products: Array<ShapeComparison & { shape: ShapeName; label: string; count: number }>;
   bundle?: BundleSizes;
   bundleError?: string;
@@ -151,6 +155,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const tokenizerBytes = tokenizerFile.byteLength;
 
   const models: ModelResult[] = [];
+  // the builds a paired measurement needs afterwards (the q4_0 / q8_0 decode ratio)
+  const keep = new Map<string, Awaited<ReturnType<typeof ensureBuilt>>>();
   for (const shape of o.shapes) {
     for (const quant of o.quants) {
       const { plan, fits, advice } = planFor(shape, quant, tokenizerBytes);
@@ -169,6 +175,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       }
       o.log(`${shape} ${quant}: building (cached in .edgeinfer/bench)`);
       const built = await ensureBuilt(shape, quant, o.tokenizer);
+      if (shape === "stories110M" && quant !== "f32") keep.set(quant, built);
       o.log(`${shape} ${quant}: decode and prefill in process`);
       m.inProcess = await runInProcess(built, o.run, o.fullContextInProcess, tokenizerFile);
       m.tokenCost = tokenCost(built.manifest);
@@ -184,6 +191,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       };
     }
   }
+
+  // the ratio target's two models decoded turn about, under the same machine conditions
+  const pairs: PairedDecode[] = [];
+  if (keep.has("q4_0") && keep.has("q8_0")) {
+    o.log("stories110M q4_0 and q8_0: decode turn about (paired ratio)");
+    pairs.push(await pairedDecode(keep.get("q4_0")!, keep.get("q8_0")!, o.run, o.quick ? 2 : 8));
+  }
+  keep.clear();
 
   const products: BenchResult["products"] = [];
   if (o.ort) {
@@ -261,6 +276,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     env: { ...env, loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
     roofline,
     models,
+    pairs,
     products,
     bundle,
     bundleError,

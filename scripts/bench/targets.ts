@@ -19,7 +19,7 @@ export interface Target {
 const MiB = 1024 * 1024;
 const f1 = (n: number) => n.toFixed(1);
 
-export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode">): Target[] {
+export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs">>): Target[] {
   const model = (shape: string, quant: string): ModelResult | undefined => r.models.find((m) => m.shape === shape && m.quant === quant);
   const skip = (name: string, why: string): Target => ({ name, status: "SKIP", detail: why });
   const verdict = (name: string, ok: boolean, detail: string): Target => ({ name, status: ok ? "PASS" : "FAIL", detail });
@@ -74,12 +74,17 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
     const b = model("stories110M", "q8_0");
     if (!a?.inProcess || !b?.inProcess) out.push(skip(name, r.mode === "quick" ? "stories110M is not run in --quick" : "not measured"));
     else {
-      const ratio = a.inProcess.decodeTokensPerSecond / b.inProcess.decodeTokensPerSecond;
-      const t = verdict(name, ratio >= 1.5, `q4_0 ${f1(a.inProcess.decodeTokensPerSecond)} tok/s / q8_0 ${f1(b.inProcess.decodeTokensPerSecond)} tok/s = ${ratio.toFixed(2)}x` +
+      // preferably the two measured turn about (same machine conditions), else one after the other
+      const pair = r.pairs?.find((p) => p.a === a.id && p.b === b.id);
+      const qa = pair ? pair.aTokensPerSecond : a.inProcess.decodeTokensPerSecond;
+      const qb = pair ? pair.bTokensPerSecond : b.inProcess.decodeTokensPerSecond;
+      const ratio = qa / qb;
+      const t = verdict(name, ratio >= 1.5, `q4_0 ${f1(qa)} tok/s / q8_0 ${f1(qb)} tok/s = ${ratio.toFixed(2)}x` +
+        (pair ? `, decoded turn about (${pair.rounds} turns each; measured apart: ${(a.inProcess.decodeTokensPerSecond / b.inProcess.decodeTokensPerSecond).toFixed(2)}x)` : "") +
         (b.fits ? "" : " (q8_0 measured in process: it does not fit the budget)"));
       if (a.roofline) {
         const q4 = Math.min(a.roofline.bandwidthBound, a.roofline.sequenceDecodeBound);
-        const ceiling = q4 / b.inProcess.decodeTokensPerSecond;
+        const ceiling = q4 / qb;
         t.detail += `; q4_0's ceiling min(bandwidth ${f1(a.roofline.bandwidthBound)}, q4_0 dot sequence ${f1(a.roofline.sequenceDecodeBound)}) = ${f1(q4)} tok/s = ${ceiling.toFixed(2)}x this q8_0`;
         if (ceiling < 1.5) t.limit = `1.5x is above this machine's ceiling of ${ceiling.toFixed(2)}x`;
       }

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { buildArtifacts } from "../../scripts/build/pipeline";
 import { llama2cShapeConfig, randomLlamaModel } from "../../scripts/import/llama2c-writer";
 import { compareShape } from "../../scripts/bench/compare";
-import { productShapes, tokenCost } from "../../scripts/bench/models";
+import { pairedDecode, productShapes, tokenCost } from "../../scripts/bench/models";
 import { encodeModel, floatTensor, OnnxType } from "../../scripts/bench/onnx";
 import { buildOrtGraph, createOrtSession, loadOrt, referenceProduct, relRms } from "../../scripts/bench/ort";
 import { runRoofline } from "../../scripts/bench/roofline";
@@ -111,6 +111,28 @@ describe("bytes and multiply-adds per token", () => {
   });
 });
 
+describe("paired decode", () => {
+  it("decodes two built models turn about and reports their ratio", async () => {
+    const tokenizer = { kind: "llama2c" as const, bytes: new Uint8Array([1, 2, 3]), bosId: 1, eosId: 2 };
+    const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 }, true);
+    const built = async (quant: "q8_0" | "q4_0") => {
+      const { manifest, entries } = await buildArtifacts({ id: `pair-${quant}`, config, tensors: randomLlamaModel(config, 3).tensors, tokenizer }, { quant });
+      const byKey = new Map(entries.map((e) => [e.key, e.value]));
+      const weights = new Uint8Array(manifest.weights.bytes);
+      let at = 0;
+      for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
+      return { manifest, weights, checkpoint: "" };
+    };
+    const run = { promptTokens: 4, decodeTokens: 3, decodeWarmup: 0, decodeReps: 1, prefillTokens: 8, prefillReps: 1 };
+    const p = await pairedDecode(await built("q4_0"), await built("q8_0"), run, 2);
+    expect(p.a).toBe("pair-q4_0");
+    expect(p.b).toBe("pair-q8_0");
+    expect(p.rounds).toBe(2);
+    expect(p.aTokensPerSecond).toBeGreaterThan(0);
+    expect(p.ratio).toBeCloseTo(p.aTokensPerSecond / p.bTokensPerSecond, 10);
+  });
+});
+
 describe("targets and chart", () => {
   const model = (shape: string, quant: string, decode: number, extra: Record<string, unknown> = {}) => ({
     shape, quant, id: `${shape}-${quant}`, fits: true,
@@ -144,6 +166,18 @@ describe("targets and chart", () => {
     expect(t["stories110M q4_0 with 1024-token context generates within 128 MB peak"]).toBe("PASS");
     expect(t["Worker bundle < 300 KB gzip incl. kernels"]).toBe("PASS");
     expect(t["cold start for stories15M q8_0 < 300 ms with local KV"]).toBe("PASS");
+  });
+
+  it("takes the q4_0 / q8_0 ratio from the turn-about measurement when there is one", () => {
+    const name = "q4_0 decode >= 1.5x q8_0 decode on stories110M";
+    const find = (r: BenchResult) => evaluateTargets(r).find((x) => x.name === name)!;
+    const apart = structuredClone(result);
+    apart.models.find((m) => m.shape === "stories110M" && m.quant === "q4_0")!.inProcess!.decodeTokensPerSecond = 140; // 1.40x apart
+    expect(find(apart).status).toBe("FAIL");
+    const paired = { ...structuredClone(apart), pairs: [{ a: "stories110M-q4_0", b: "stories110M-q8_0", aTokensPerSecond: 160, bTokensPerSecond: 100, ratio: 1.6, rounds: 8 }] };
+    const t = find(paired);
+    expect(t.status).toBe("PASS");
+    expect(t.detail).toContain("= 1.60x, decoded turn about (8 turns each; measured apart: 1.40x)");
   });
 
   it("names the limit when the run's own ceiling is below a target, and only then", () => {
