@@ -37,6 +37,18 @@ function pre<T, FAST>(): f32 {
   return sizeof<T>() == 2 && sizeof<FAST>() == 1 ? F16_REBIAS : <f32>1.0;
 }
 
+/** One score q . k * scale (hsumf, then the scalar tail): the positions past the last multiple of 4. */
+@inline
+function score1<T, FAST>(q: usize, k0: usize, headSize: i32, scale: f32): f32 {
+  const es = <usize>sizeof<T>();
+  const hs4 = headSize & ~3;
+  let a0 = f32x4.splat(0);
+  for (let i = 0; i < hs4; i += 4) a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(v128.load(q + (<usize>i << 2)), f32x4.splat(pre<T, FAST>())), load4<T, FAST>(k0 + <usize>i * es)));
+  let s = hsumf(a0);
+  for (let i = hs4; i < headSize; i++) s += (load<f32>(q + (<usize>i << 2)) * pre<T, FAST>()) * load1<T, FAST>(k0 + <usize>i * es);
+  return s * scale;
+}
+
 function attendHead<T, FAST>(out: usize, q: usize, k: usize, v: usize, att: usize, headSize: i32, nPos: i32, rowBytes: usize, scale: f32): void {
   const es = <usize>sizeof<T>();
   const hs4 = headSize & ~3;
@@ -65,14 +77,7 @@ function attendHead<T, FAST>(out: usize, q: usize, k: usize, v: usize, att: usiz
     }
     v128.store(att + (<usize>p << 2), f32x4.mul(s, f32x4.splat(scale)));
   }
-  for (; p < nPos; p++) {
-    const k0 = k + <usize>p * rowBytes;
-    let a0 = f32x4.splat(0);
-    for (let i = 0; i < hs4; i += 4) a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(v128.load(q + (<usize>i << 2)), f32x4.splat(pre<T, FAST>())), load4<T, FAST>(k0 + <usize>i * es)));
-    let s = hsumf(a0);
-    for (let i = hs4; i < headSize; i++) s += (load<f32>(q + (<usize>i << 2)) * pre<T, FAST>()) * load1<T, FAST>(k0 + <usize>i * es);
-    store<f32>(att + (<usize>p << 2), s * scale);
-  }
+  for (; p < nPos; p++) store<f32>(att + (<usize>p << 2), score1<T, FAST>(q, k + <usize>p * rowBytes, headSize, scale));
 
   softmax(att, nPos);
 
@@ -226,18 +231,6 @@ function scoresQB<T, FAST>(att: usize, attRow: usize, q0: usize, qStride: usize,
   for (; p < common; p++) {
     for (let j = 0; j < QB; j++) store<f32>(att + <usize>j * attRow + (<usize>p << 2), score1<T, FAST>(q0 + <usize>j * qStride, k + <usize>p * rowBytes, headSize, scale));
   }
-}
-
-/** One score, as attendHead's tail positions compute it (hsumf, then the scalar tail). */
-@inline
-function score1<T, FAST>(q: usize, k0: usize, headSize: i32, scale: f32): f32 {
-  const es = <usize>sizeof<T>();
-  const hs4 = headSize & ~3;
-  let a0 = f32x4.splat(0);
-  for (let i = 0; i < hs4; i += 4) a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(v128.load(q + (<usize>i << 2)), f32x4.splat(pre<T, FAST>())), load4<T, FAST>(k0 + <usize>i * es)));
-  let s = hsumf(a0);
-  for (let i = hs4; i < headSize; i++) s += (load<f32>(q + (<usize>i << 2)) * pre<T, FAST>()) * load1<T, FAST>(k0 + <usize>i * es);
-  return s * scale;
 }
 
 /**
