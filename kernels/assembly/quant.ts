@@ -21,19 +21,15 @@ function roundAwayI32<FINITE>(y: v128): v128 {
 /** Quantize 32 f32 at src (16-byte readable) into one q8_0 block at dst. */
 @inline
 function quantizeBlockQ8_0(dst: usize, src: usize): void {
-  const x0 = v128.load(src), x1 = v128.load(src, 16), x2 = v128.load(src, 32), x3 = v128.load(src, 48);
-  const x4 = v128.load(src, 64), x5 = v128.load(src, 80), x6 = v128.load(src, 96), x7 = v128.load(src, 112);
-  let m = f32x4.max(f32x4.max(f32x4.abs(x0), f32x4.abs(x1)), f32x4.max(f32x4.abs(x2), f32x4.abs(x3)));
-  m = f32x4.max(m, f32x4.max(f32x4.max(f32x4.abs(x4), f32x4.abs(x5)), f32x4.max(f32x4.abs(x6), f32x4.abs(x7))));
+  let m = blockAbsMax(src);
   m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
   const amax = max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
   const d: f32 = amax / 127.0;
   const id: f32 = d != 0 ? <f32>1.0 / d : <f32>0.0;
   store<u16>(dst, <u16>f32ToF16(d));
-  const vid = f32x4.splat(id);
   // finite amax: every x * id is finite and within +-127 (up to rounding)
-  if (amax - amax == 0) quantizeQuants<u8>(dst, vid, x0, x1, x2, x3, x4, x5, x6, x7);
-  else quantizeQuants<u16>(dst, vid, x0, x1, x2, x3, x4, x5, x6, x7);
+  if (amax - amax == 0) quantizeQuants<u8>(dst, src, f32x4.splat(id));
+  else quantizeQuants<u16>(dst, src, f32x4.splat(id));
 }
 
 /** Lane-wise max of |x| over one block's 8 vectors. */
@@ -71,27 +67,27 @@ function quantize4BlocksQ8_0(dst: usize, src: usize): bool {
     store<u16>(dst + 2 * BB, <u16>f32ToF16(f32x4.extract_lane(d, 2)));
     store<u16>(dst + 3 * BB, <u16>f32ToF16(f32x4.extract_lane(d, 3)));
   }
-  quantizeQuantsAt(dst, src, v128.shuffle<f32>(id, id, 0, 0, 0, 0));
-  quantizeQuantsAt(dst + BB, src + 128, v128.shuffle<f32>(id, id, 1, 1, 1, 1));
-  quantizeQuantsAt(dst + 2 * BB, src + 256, v128.shuffle<f32>(id, id, 2, 2, 2, 2));
-  quantizeQuantsAt(dst + 3 * BB, src + 384, v128.shuffle<f32>(id, id, 3, 3, 3, 3));
+  quantizeQuants<u8>(dst, src, v128.shuffle<f32>(id, id, 0, 0, 0, 0));
+  quantizeQuants<u8>(dst + BB, src + 128, v128.shuffle<f32>(id, id, 1, 1, 1, 1));
+  quantizeQuants<u8>(dst + 2 * BB, src + 256, v128.shuffle<f32>(id, id, 2, 2, 2, 2));
+  quantizeQuants<u8>(dst + 3 * BB, src + 384, v128.shuffle<f32>(id, id, 3, 3, 3, 3));
   return true;
-}
-
-@inline
-function quantizeQuantsAt(dst: usize, src: usize, vid: v128): void {
-  quantizeQuants<u8>(dst, vid, v128.load(src), v128.load(src, 16), v128.load(src, 32), v128.load(src, 48),
-    v128.load(src, 64), v128.load(src, 80), v128.load(src, 96), v128.load(src, 112));
 }
 
 const BB: usize = <usize>Q8_0_BLOCK_BYTES;
 
 @inline
-function quantizeQuants<FINITE>(dst: usize, vid: v128, x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128): void {
-  const a = i16x8.narrow_i32x4_s(roundAwayI32<FINITE>(f32x4.mul(x0, vid)), roundAwayI32<FINITE>(f32x4.mul(x1, vid)));
-  const b = i16x8.narrow_i32x4_s(roundAwayI32<FINITE>(f32x4.mul(x2, vid)), roundAwayI32<FINITE>(f32x4.mul(x3, vid)));
-  const c = i16x8.narrow_i32x4_s(roundAwayI32<FINITE>(f32x4.mul(x4, vid)), roundAwayI32<FINITE>(f32x4.mul(x5, vid)));
-  const e = i16x8.narrow_i32x4_s(roundAwayI32<FINITE>(f32x4.mul(x6, vid)), roundAwayI32<FINITE>(f32x4.mul(x7, vid)));
+function quant4<FINITE>(p: usize, vid: v128): v128 {
+  return roundAwayI32<FINITE>(f32x4.mul(v128.load(p), vid));
+}
+
+/** The 32 quants of the block at dst: round(x * id) for the 32 f32 at src (FINITE: see roundAwayI32). */
+@inline
+function quantizeQuants<FINITE>(dst: usize, src: usize, vid: v128): void {
+  const a = i16x8.narrow_i32x4_s(quant4<FINITE>(src, vid), quant4<FINITE>(src + 16, vid));
+  const b = i16x8.narrow_i32x4_s(quant4<FINITE>(src + 32, vid), quant4<FINITE>(src + 48, vid));
+  const c = i16x8.narrow_i32x4_s(quant4<FINITE>(src + 64, vid), quant4<FINITE>(src + 80, vid));
+  const e = i16x8.narrow_i32x4_s(quant4<FINITE>(src + 96, vid), quant4<FINITE>(src + 112, vid));
   v128.store(dst, i8x16.narrow_i16x8_s(a, b), 2);
   v128.store(dst, i8x16.narrow_i16x8_s(c, e), 18);
 }
