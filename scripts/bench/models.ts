@@ -244,27 +244,37 @@ export function benchPrompt(n: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (vocab - 3))));
 }
 
-export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext: boolean, tokenizerBytes: Uint8Array): Promise<InProcessResult> {
+/**
+ * A model instance with one sequence after a o.promptTokens-token prompt, and its decode step:
+ * step(i) decodes at position o.promptTokens + i (greedy) and returns the milliseconds it took.
+ */
+async function decodeSession(built: BuiltModel, o: RunOptions) {
   const { manifest, weights } = built;
-  const load = await timeLoad(built, tokenizerBytes);
   const { model, caches, kernels } = await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
     k.u8(ptr, weights.byteLength).set(weights);
   });
   const cache = await caches.acquire();
-  const vocab = manifest.config.vocabSize;
   const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
+  let next = argmax(model.forward(benchPrompt(o.promptTokens, manifest.config.vocabSize), 0, cache));
+  const step = (i: number): number => {
+    const t = performance.now();
+    next = argmax(model.forward([next], o.promptTokens + i, cache));
+    return performance.now() - t;
+  };
+  return { model, caches, cache, kernels, argmax, step };
+}
+
+export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext: boolean, tokenizerBytes: Uint8Array): Promise<InProcessResult> {
+  const { manifest } = built;
+  const load = await timeLoad(built, tokenizerBytes);
+  const { model, caches, cache, kernels, argmax, step } = await decodeSession(built, o);
+  const vocab = manifest.config.vocabSize;
 
   // decode: one token at a time after a prompt; every repetition restarts at the same position
-  const prompt = benchPrompt(o.promptTokens, vocab);
-  let next = argmax(model.forward(prompt, 0, cache));
-  for (let i = 0; i < o.decodeWarmup; i++) next = argmax(model.forward([next], o.promptTokens + (i % o.decodeTokens), cache));
+  for (let i = 0; i < o.decodeWarmup; i++) step(i % o.decodeTokens);
   const steps: number[] = [];
   for (let r = 0; r < o.decodeReps; r++) {
-    for (let i = 0; i < o.decodeTokens; i++) {
-      const t = performance.now();
-      next = argmax(model.forward([next], o.promptTokens + i, cache));
-      steps.push(performance.now() - t);
-    }
+    for (let i = 0; i < o.decodeTokens; i++) steps.push(step(i));
   }
   const decodeMs = median(steps);
   const sorted = [...steps].sort((a, b) => a - b);
@@ -290,7 +300,7 @@ export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext
     let pos = 0;
     // the context filled by a prompt (chunked prefill), then the last few tokens decoded
     const first = benchPrompt(Math.max(1, seqLen - 8), vocab);
-    next = argmax(model.forward(first, 0, cache));
+    let next = argmax(model.forward(first, 0, cache));
     pos = first.length;
     let peak = 0;
     while (pos < seqLen) {
@@ -337,19 +347,12 @@ export interface PairedDecode {
  */
 export async function pairedDecode(a: BuiltModel, b: BuiltModel, o: RunOptions, rounds: number): Promise<PairedDecode> {
   const load = async (built: BuiltModel) => {
-    const { model, caches, kernels } = await instantiateModel(built.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-      k.u8(ptr, built.weights.byteLength).set(built.weights);
-    });
-    const cache = await caches.acquire();
-    const prompt = benchPrompt(o.promptTokens, built.manifest.config.vocabSize);
-    const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
-    let next = argmax(model.forward(prompt, 0, cache));
+    const { step } = await decodeSession(built, o);
     const steps: number[] = [];
     const turn = (record: boolean) => {
       for (let i = 0; i < o.decodeTokens; i++) {
-        const t = performance.now();
-        next = argmax(model.forward([next], o.promptTokens + i, cache));
-        if (record) steps.push(performance.now() - t);
+        const ms = step(i);
+        if (record) steps.push(ms);
       }
     };
     return { turn, steps };

@@ -16,6 +16,7 @@ import {
   ensureBuilt,
   pairedDecode,
   type PairedDecode,
+  type BuiltModel,
   ensureCheckpoint,
   kvStateDir,
   modelId,
@@ -156,7 +157,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
 
   const models: ModelResult[] = [];
   // the builds a paired measurement needs afterwards (the q4_0 / q8_0 decode ratio)
-  const keep = new Map<string, Awaited<ReturnType<typeof ensureBuilt>>>();
+  const keep = new Map<string, BuiltModel>();
   for (const shape of o.shapes) {
     for (const quant of o.quants) {
       const { plan, fits, advice } = planFor(shape, quant, tokenizerBytes);
