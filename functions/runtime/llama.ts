@@ -57,24 +57,22 @@ export class LlamaModel implements CausalLm {
     this.layers = [];
     for (let l = 0; l < nLayers; l++) {
       const n = tensorNames.layer(l);
+      const wq = m.matrix(n.wq, dim, dim), wk = m.matrix(n.wk, this.kvDim, dim), wv = m.matrix(n.wv, this.kvDim, dim);
+      const wGate = m.matrix(n.wGate, hiddenDim, dim), wUp = m.matrix(n.wUp, hiddenDim, dim);
       this.layers.push({
         bias: this.config.attentionBias ? { q: m.vector(n.bq, dim), k: m.vector(n.bk, this.kvDim), v: m.vector(n.bv, this.kvDim) } : null,
         attnNorm: m.vector(n.attnNorm, dim),
-        wq: m.matrix(n.wq, dim, dim),
-        wk: m.matrix(n.wk, this.kvDim, dim),
-        wv: m.matrix(n.wv, this.kvDim, dim),
-        wqkv: null,
-        wGateUp: null,
+        wq,
+        wk,
+        wv,
+        wqkv: fuseMatrices([wq, wk, wv]),
         wo: m.matrix(n.wo, dim, dim),
         ffnNorm: m.vector(n.ffnNorm, dim),
-        wGate: m.matrix(n.wGate, hiddenDim, dim),
+        wGate,
         wDown: m.matrix(n.wDown, dim, hiddenDim),
-        wUp: m.matrix(n.wUp, hiddenDim, dim),
+        wUp,
+        wGateUp: fuseMatrices([wGate, wUp]),
       });
-    }
-    for (const w of this.layers) {
-      w.wqkv = fuseMatrices([w.wq, w.wk, w.wv]);
-      w.wGateUp = fuseMatrices([w.wGate, w.wUp]);
     }
     this.fillRopeTable();
   }
