@@ -55,7 +55,7 @@ export function createApp(
     // Model load failures were logged where they happened (once per load); anything else
     // unexpected is logged here. Clients get the message, never a stack.
     if (e.status >= 500 && !(err instanceof ModelError)) console.error(err);
-    return c.json(e.body, e.status);
+    return c.json(e.body, e.status, e.headers);
   });
   return { app, models };
 }

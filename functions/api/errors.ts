@@ -2,6 +2,7 @@
 // status that says whose fault it was.
 
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { RETRY_AFTER_SECONDS } from "../runtime/engine";
 import { ContextLengthError, ModelError } from "../runtime/errors";
 
 export class ApiError extends Error {
@@ -11,6 +12,8 @@ export class ApiError extends Error {
     readonly type: string,
     readonly param: string | null = null,
     readonly code: string | null = null,
+    /** Response headers that go with it (Retry-After on 503 model_busy). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -34,7 +37,7 @@ export function toApiError(e: unknown): ApiError {
       case "too_large":
         return new ApiError(503, e.message, "server_error", "model", "model_too_large");
       case "busy":
-        return new ApiError(503, e.message, "server_error", "model", "model_busy");
+        return new ApiError(503, e.message, "server_error", "model", "model_busy", { "retry-after": `${RETRY_AFTER_SECONDS}` });
       case "load_failed":
         return new ApiError(503, e.message, "server_error", "model", "model_load_failed");
     }

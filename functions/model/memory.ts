@@ -16,7 +16,10 @@ export const ISOLATE_MEMORY_BYTES = 128 * MiB;
 export const ISOLATE_HEADROOM_BYTES = 16 * MiB;
 export const MODEL_MEMORY_BUDGET_BYTES = ISOLATE_MEMORY_BYTES - ISOLATE_HEADROOM_BYTES;
 
-/** Prompt tokens go through the matrix-matrix kernels this many at a time. */
+/**
+ * Most tokens one forward step carries: prompt chunks and the decode tokens of every sequence
+ * in the batch go through the matrix-matrix kernels together, this many at a time.
+ */
 export const PREFILL_CHUNK = 16;
 
 export type CacheDtype = "f32" | "f16";
@@ -26,8 +29,12 @@ export interface ScratchBuffer {
   bytes: number;
 }
 
-/** The runtime's working buffers for one model, allocated once at load. */
-export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): ScratchBuffer[] {
+/**
+ * The runtime's working buffers for one model, allocated once at load. `logitRows` is how many
+ * sequences' logits one classifier product writes: the plan counts one; each extra sequence a
+ * loaded model gets from spare memory brings its row (see perSequenceBytes).
+ */
+export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logitRows = 1): ScratchBuffer[] {
   const f32 = 4;
   const { dim, hiddenDim, nHeads, seqLen, vocabSize } = config;
   const widest = Math.max(dim, hiddenDim);
@@ -38,7 +45,7 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): Scra
     // also holds one token's gate and up end to end (the fused decode product)
     { name: "hb", bytes: Math.max(chunk, 2) * hiddenDim * f32 },
     { name: "att", bytes: nHeads * seqLen * f32 },
-    { name: "logits", bytes: vocabSize * f32 },
+    { name: "logits", bytes: logitRows * vocabSize * f32 },
     { name: "xq", bytes: chunk * rowBytes("q8_0", widest) },
   ];
   if (config.architecture === "gpt2") {
@@ -53,6 +60,11 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK): Scra
     { name: "hb2", bytes: chunk * hiddenDim * f32 },
     { name: "rope", bytes: seqLen * headSize(config) * f32 },
   ];
+}
+
+/** What one more concurrent sequence costs beyond the plan: its KV cache and its logits row. */
+export function perSequenceBytes(config: ModelConfig, cacheDtype: CacheDtype): number {
+  return aligned(kvCacheBytes(config, cacheDtype)) + config.vocabSize * 4;
 }
 
 export function kvCacheBytes(config: ModelConfig, dtype: CacheDtype, contextLength = config.seqLen): number {

@@ -9,7 +9,7 @@ import { ChatMessageError, ChatTemplateError, renderChat } from "../runtime/chat
 import type { LoadedModel } from "../runtime/loader";
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
-import { runToEnd, sseResponse, usage } from "./respond";
+import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function chatCompletions(c: Context<AppContext>): Promise<Response> {
   const request = parseChatRequest(await readJsonBody(c.req.raw));
@@ -37,6 +37,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
   }));
   const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
   const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
+  const generation = await startGeneration(lease, prepared);
 
   if (request.stream) {
     const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -44,7 +45,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
       object: "chat.completion.chunk",
       choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }],
     });
-    return sseResponse(lease, prepared, {
+    return sseResponse(generation, {
       start(emit) {
         emit({ ...chunk({ role: "assistant", content: "" }, ids([])), ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}) });
       },
@@ -57,16 +58,12 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
       },
     });
   }
-  try {
-    const { text, summary } = await runToEnd(prepared);
-    return c.json({
-      ...meta,
-      object: "chat.completion",
-      choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
-      usage: usage(prepared.promptIds.length, summary.completionIds.length),
-      ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
-    });
-  } finally {
-    lease.release();
-  }
+  const { text, summary } = await runToEnd(generation);
+  return c.json({
+    ...meta,
+    object: "chat.completion",
+    choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
+    usage: usage(prepared.promptIds.length, summary.completionIds.length),
+    ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
+  });
 }

@@ -1,5 +1,5 @@
-// POST /v1/completions: validate, lease the model, run, answer as JSON or as server-sent
-// events ending in `data: [DONE]`.
+// POST /v1/completions: validate, lease the model, hand the generation to its engine, answer as
+// JSON or as server-sent events ending in `data: [DONE]`.
 
 import type { Context } from "hono";
 import { readJsonBody } from "../api/body";
@@ -9,7 +9,7 @@ import { prepareCompletion, PromptTokenError, promptText, type CompletionInput, 
 import type { LoadedModel } from "../runtime/loader";
 import type { ModelLease } from "../runtime/registry";
 import type { AppContext } from "../app";
-import { runToEnd, sseResponse, usage } from "./respond";
+import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function completions(c: Context<AppContext>): Promise<Response> {
   const request = parseCompletionRequest(await readJsonBody(c.req.raw));
@@ -18,10 +18,11 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
   const echo = request.echo ? promptText(lease.model, request.prompt, prepared.promptIds) : "";
   const ids = (tokenIds: number[], promptIds?: number[]) =>
     request.returnTokenIds ? { token_ids: tokenIds, ...(promptIds ? { prompt_token_ids: promptIds } : {}) } : {};
+  const generation = await startGeneration(lease, prepared);
 
   if (request.stream) {
     const chunk = (choice: Record<string, unknown>) => ({ ...meta, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
-    return sseResponse(lease, prepared, {
+    return sseResponse(generation, {
       start(emit) {
         if (request.echo || request.returnTokenIds) emit(chunk({ text: echo, ...ids([], prepared.promptIds) }));
       },
@@ -34,16 +35,12 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
       },
     });
   }
-  try {
-    const { text, summary } = await runToEnd(prepared);
-    return c.json({
-      ...meta,
-      choices: [{ index: 0, text: echo + text, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) }],
-      usage: usage(prepared.promptIds.length, summary.completionIds.length),
-    });
-  } finally {
-    lease.release();
-  }
+  const { text, summary } = await runToEnd(generation);
+  return c.json({
+    ...meta,
+    choices: [{ index: 0, text: echo + text, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) }],
+    usage: usage(prepared.promptIds.length, summary.completionIds.length),
+  });
 }
 
 /**

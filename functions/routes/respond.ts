@@ -1,15 +1,39 @@
-// What the completion routes share: running a generation to its end, and server-sent events
-// that end in `data: [DONE]`, report a failure as one error event, stop generating when the
-// client goes away, and release the model lease whatever happens.
+// What the completion routes share: handing a generation to the model's engine, running it to
+// its end, and server-sent events that end in `data: [DONE]`, report a failure as one error
+// event, and cancel the generation when the client goes away. The model lease goes back when
+// the generation ends, however it ends (the engine calls it, synchronously).
 
 import { toApiError } from "../api/errors";
-import type { GenerationStep, GenerationSummary } from "../runtime/generate";
+import type { Engine, GenerationStep, GenerationSummary, Sequence } from "../runtime/engine";
+import { admitted, readSequence } from "../runtime/generate";
 import type { PreparedCompletion } from "../runtime/completion";
 import type { ModelLease } from "../runtime/registry";
 
-export async function runToEnd(prepared: PreparedCompletion): Promise<{ text: string; summary: GenerationSummary }> {
+export interface Generation {
+  engine: Engine;
+  seq: Sequence;
+}
+
+/**
+ * Submits the generation and waits until it holds a KV cache, so a model too busy to take it
+ * is a 503 with Retry-After before any response starts.
+ */
+export async function startGeneration(lease: ModelLease, prepared: PreparedCompletion): Promise<Generation> {
+  const engine = lease.model.engine;
+  let seq: Sequence;
+  try {
+    seq = engine.submit(prepared.params, () => lease.release());
+  } catch (e) {
+    lease.release();
+    throw e;
+  }
+  await admitted(engine, seq);
+  return { engine, seq };
+}
+
+export async function runToEnd({ engine, seq }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
   let text = "";
-  const run = prepared.run();
+  const run = readSequence(engine, seq);
   let step = await run.next();
   while (!step.done) {
     text += step.value.text;
@@ -25,12 +49,11 @@ export function usage(promptTokens: number, completionTokens: number) {
 export type Emit = (payload: unknown) => void;
 
 /**
- * Streams `prepared` as events: `start` first, `step` per generated piece, `finish` at the end
- * (each returns the payloads to send, or nothing).
+ * Streams the generation as events: `start` first, `step` per generated piece, `finish` at the
+ * end (each emits the payloads to send, or nothing).
  */
 export function sseResponse(
-  lease: ModelLease,
-  prepared: PreparedCompletion,
+  { engine, seq }: Generation,
   events: {
     start(emit: Emit): void;
     step(emit: Emit, step: GenerationStep): void;
@@ -41,13 +64,13 @@ export function sseResponse(
   const abort = new AbortController();
   const body = new ReadableStream<Uint8Array>({
     async start(stream) {
-      // After the client goes away the stream refuses writes; the generation stops at its next token.
+      // After the client goes away the stream refuses writes.
       const emit: Emit = (payload) => {
         if (!abort.signal.aborted) stream.enqueue(encoder.encode(`data: ${typeof payload === "string" ? payload : JSON.stringify(payload)}\n\n`));
       };
       try {
         events.start(emit);
-        const run = prepared.run(abort.signal);
+        const run = readSequence(engine, seq, abort.signal);
         let step = await run.next();
         while (!step.done) {
           events.step(emit, step.value);
@@ -56,16 +79,18 @@ export function sseResponse(
         events.finish(emit, step.value);
       } catch (e) {
         emit(toApiError(e).body);
-      } finally {
-        lease.release();
       }
       if (!abort.signal.aborted) {
         emit("[DONE]");
         stream.close();
       }
     },
+    // The client went away. This request's timers and continuations may never run again (workerd
+    // stops them), so the sequence is cancelled here, at once: its KV cache and the model lease
+    // go back before this returns.
     cancel() {
       abort.abort();
+      engine.cancel(seq);
     },
   });
   return new Response(body, {

@@ -1,8 +1,8 @@
 // A completion request, model-side: prompt to token ids, the context check, and the
-// generation run to its end. Shared by the plain and the streaming responses.
+// parameters of the generation the engine runs. Shared by the plain and the streaming responses.
 
+import type { GenerationParams } from "./engine";
 import { ContextLengthError } from "./errors";
-import { generate, type GenerationStep, type GenerationSummary } from "./generate";
 import type { LoadedModel } from "./loader";
 
 export interface CompletionInput {
@@ -23,7 +23,7 @@ export class PromptTokenError extends Error {}
 export interface PreparedCompletion {
   promptIds: number[];
   maxTokens: number;
-  run(signal?: AbortSignal): AsyncGenerator<GenerationStep, GenerationSummary>;
+  params: GenerationParams;
 }
 
 export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): PreparedCompletion {
@@ -52,7 +52,7 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
     maxTokens,
     // A chat reply is text on its own: decode it as the start of a text (no SentencePiece
     // leading space), as Hugging Face decodes replies.
-    run: (signal) => generate(loaded, { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop, decodeAfter: input.chat ? (loaded.tokenizer.bosId ?? undefined) : undefined }, signal),
+    params: { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop, decodeAfter: input.chat ? (loaded.tokenizer.bosId ?? undefined) : undefined },
   };
 }
 

@@ -6,7 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { tensorNames, type Gpt2Config } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { forEachChunk, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+import { checkStep, forwardAlone, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type StepItem } from "./weights";
 
 interface Gpt2Layer {
   attnNorm: Ptr;
@@ -32,13 +32,12 @@ export class Gpt2Model implements CausalLm {
   private readonly outputNorm: Ptr;
   private readonly outputNormBias: Ptr;
   private readonly layers: Gpt2Layer[] = [];
-  private lastChunkTokens = 0;
 
-  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr) {
+  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr, logitRows = 1) {
     if (manifest.config.architecture !== "gpt2") throw new Error(`Gpt2Model cannot run architecture ${manifest.config.architecture}`);
     this.config = manifest.config;
     this.k = kernels;
-    const m = (this.mem = new ModelMemory(kernels, manifest, weightsPtr));
+    const m = (this.mem = new ModelMemory(kernels, manifest, weightsPtr, logitRows));
     const { dim, hiddenDim, vocabSize, seqLen, nLayers } = this.config;
     this.tokenEmbedding = m.matrix(tensorNames.tokenEmbedding, vocabSize, dim);
     this.positionEmbedding = m.matrix(tensorNames.positionEmbedding, seqLen, dim);
@@ -67,27 +66,30 @@ export class Gpt2Model implements CausalLm {
     return this.mem.allocateCache();
   }
 
-  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
-    const { dim, vocabSize, normEps } = this.config;
-    const b = this.mem.buf;
-    this.k.layernorm(b.xb, b.x + (this.lastChunkTokens - 1) * dim * 4, this.outputNorm, this.outputNormBias, dim, normEps);
-    this.mem.linear(b.logits, this.tokenEmbedding, b.xb, 1, true);
-    return this.k.f32(b.logits, vocabSize);
+  get stepTokens(): number {
+    return this.mem.stepTokens;
   }
 
-  private forwardChunk(tokens: number[], pos: number, cache: KvCache): void {
+  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
+    return forwardAlone(this, tokens, startPos, cache);
+  }
+
+  /** One batched step (see LlamaModel.step): row-wise work on all items at once, attention per item. */
+  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void {
+    const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const m = this.mem;
     const b = m.buf;
     const { dim, hiddenDim, nHeads, normEps } = this.config;
     const hs = dim / nHeads;
-    const n = tokens.length;
     const f32 = 4;
-    for (let t = 0; t < n; t++) {
-      m.lookup(b.x + t * dim * f32, this.tokenEmbedding, tokens[t]);
-      m.lookup(b.xb2, this.positionEmbedding, pos + t);
-      k.addInPlace(b.x + t * dim * f32, b.xb2, dim);
+    let r = 0;
+    for (const { pos, tokens } of items) {
+      tokens.forEach((token, t) => {
+        m.lookup(b.x + r * dim * f32, this.tokenEmbedding, token);
+        m.lookup(b.xb2, this.positionEmbedding, pos + t);
+        k.addInPlace(b.x + r++ * dim * f32, b.xb2, dim);
+      });
     }
     const row = dim * m.cacheElementBytes;
     for (let l = 0; l < this.layers.length; l++) {
@@ -95,13 +97,17 @@ export class Gpt2Model implements CausalLm {
       for (let t = 0; t < n; t++) k.layernorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.attnNorm, w.attnNormBias, dim, normEps);
       m.linear(b.qkv, w.wqkv, b.xb, n, true);
       k.addBias(b.qkv, w.bqkv, 3 * dim, n);
-      for (let t = 0; t < n; t++) {
-        const qkv = b.qkv + t * 3 * dim * f32;
-        m.storeCache(cache.keys(l) + (pos + t) * row, qkv + dim * f32, dim);
-        m.storeCache(cache.values(l) + (pos + t) * row, qkv + 2 * dim * f32, dim);
-      }
-      for (let t = 0; t < n; t++) {
-        k.attention(b.xb + t * dim * f32, b.qkv + t * 3 * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nHeads, hs, pos + t + 1, cache.dtype);
+      let first = 0;
+      for (const { cache, pos, tokens } of items) {
+        for (let t = 0; t < tokens.length; t++) {
+          const qkv = b.qkv + (first + t) * 3 * dim * f32;
+          m.storeCache(cache.keys(l) + (pos + t) * row, qkv + dim * f32, dim);
+          m.storeCache(cache.values(l) + (pos + t) * row, qkv + 2 * dim * f32, dim);
+        }
+        for (let t = 0; t < tokens.length; t++) {
+          k.attention(b.xb + (first + t) * dim * f32, b.qkv + (first + t) * 3 * dim * f32, cache.keys(l), cache.values(l), b.att, nHeads, nHeads, hs, pos + t + 1, cache.dtype);
+        }
+        first += tokens.length;
       }
       m.linear(b.xb2, w.wo, b.xb, n, true);
       k.addBias(b.xb2, w.bo, dim, n);
@@ -114,6 +120,6 @@ export class Gpt2Model implements CausalLm {
       k.addBias(b.xb2, w.bDown, dim, n);
       k.addInPlace(b.x, b.xb2, n * dim);
     }
-    this.lastChunkTokens = n;
+    stepLogits(m, items, this.tokenEmbedding, (out, x) => k.layernorm(out, x, this.outputNorm, this.outputNormBias, dim, normEps), onLogits);
   }
 }

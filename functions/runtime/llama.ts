@@ -1,12 +1,13 @@
 // The Llama forward pass over our kernels, in the order of the paper (and of llama2.c's
 // run.c): embed, then per layer RMSNorm -> QKV -> RoPE -> cache -> attention -> output
 // projection -> residual -> RMSNorm -> SwiGLU FFN -> residual; final norm; classifier.
-// Prompt tokens go through in chunks so every weight row is read once per chunk.
+// A step carries tokens of several sequences (prompt chunks and decode tokens) as one batch, so
+// every weight row is read once per step.
 
 import type { Kernels, Ptr } from "../../kernels/index";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { forEachChunk, fuseMatrices, ModelMemory, type CausalLm, type KvCache, type Matrix } from "./weights";
+import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type StepItem } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -40,11 +41,11 @@ export class LlamaModel implements CausalLm {
   private readonly cacheDtype: "f32" | "f16";
 
   /** Weights must already sit in `kernels` memory at `weightsPtr`, laid out as the manifest says. */
-  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr) {
+  constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr, logitRows = 1) {
     if (manifest.config.architecture !== "llama") throw new Error(`LlamaModel cannot run architecture ${manifest.config.architecture}`);
     this.config = manifest.config;
     this.k = kernels;
-    this.mem = new ModelMemory(kernels, manifest, weightsPtr);
+    this.mem = new ModelMemory(kernels, manifest, weightsPtr, logitRows);
     this.buf = this.mem.buf;
     this.cacheDtype = manifest.kvCacheDtype;
     this.hs = headSize(this.config);
@@ -81,24 +82,31 @@ export class LlamaModel implements CausalLm {
     return this.mem.allocateCache();
   }
 
-  /**
-   * Runs `tokens` at positions startPos.. through the model, filling the cache, and returns
-   * the logits after the last one (a view into wasm memory, valid until the next call).
-   */
-  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
-    forEachChunk(tokens, startPos, this.config.seqLen, (chunk, pos) => this.forwardChunk(chunk, pos, cache));
-    return this.logits(this.lastChunkTokens - 1);
+  get stepTokens(): number {
+    return this.mem.stepTokens;
   }
 
-  private forwardChunk(tokens: number[], pos: number, cache: KvCache): void {
+  forward(tokens: number[], startPos: number, cache: KvCache): Float32Array {
+    return forwardAlone(this, tokens, startPos, cache);
+  }
+
+  /**
+   * One batched step: the items' tokens side by side as rows of the activation buffers, each
+   * weight matrix applied to all rows in one product; RoPE, the cache writes and attention per
+   * item, at its own positions in its own cache.
+   */
+  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void {
+    const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const { dim, hiddenDim, nHeads, nKvHeads, normEps } = this.config;
     const b = this.buf;
-    const n = tokens.length;
     const f32 = 4;
-    for (let t = 0; t < n; t++) this.mem.lookup(b.x + t * dim * f32, this.embedding, tokens[t]);
+    let row = 0;
+    for (const item of items) for (const token of item.tokens) this.mem.lookup(b.x + row++ * dim * f32, this.embedding, token);
     const cacheElem = this.mem.cacheElementBytes;
     const ropeRow = this.hs * f32;
+    const layout = this.config.ropeLayout === "interleaved" ? 0 : 1;
+    const window = this.config.slidingWindow ?? 0;
     for (let l = 0; l < this.layers.length; l++) {
       const w = this.layers[l];
       for (let t = 0; t < n; t++) k.rmsnorm(b.xb + t * dim * f32, b.x + t * dim * f32, w.attnNorm, dim, normEps);
@@ -118,27 +126,32 @@ export class LlamaModel implements CausalLm {
         k.addBias(bk, w.bias.k, this.kvDim, n);
         k.addBias(bv, w.bias.v, this.kvDim, n);
       }
-      const layout = this.config.ropeLayout === "interleaved" ? 0 : 1;
-      for (let t = 0; t < n; t++) {
-        const rope = b.rope + (pos + t) * ropeRow;
-        k.rope(b.q + t * dim * f32, nHeads, this.hs, rope, layout);
-        k.rope(bk + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
-      }
-      const rowOffset = pos * this.kvDim * cacheElem;
-      this.mem.storeCache(cache.keys(l) + rowOffset, bk, n * this.kvDim);
-      this.mem.storeCache(cache.values(l) + rowOffset, bv, n * this.kvDim);
-      const window = this.config.slidingWindow ?? 0;
-      if (window > 0 && pos + n > window) {
-        // Each token sees only the last `window` positions (Mistral): one query at a time.
-        const row = this.kvDim * cacheElem;
-        for (let t = 0; t < n; t++) {
-          const first = Math.max(0, pos + t + 1 - window);
-          k.attention(b.xb + t * dim * f32, b.q + t * dim * f32, cache.keys(l) + first * row, cache.values(l) + first * row, b.att, nHeads, nKvHeads, this.hs, pos + t + 1 - first, this.cacheDtype);
+      let first = 0;
+      for (const { cache, pos, tokens } of items) {
+        const m = tokens.length;
+        const q = b.q + first * dim * f32, kRows = bk + first * this.kvDim * f32, vRows = bv + first * this.kvDim * f32;
+        for (let t = 0; t < m; t++) {
+          const rope = b.rope + (pos + t) * ropeRow;
+          k.rope(q + t * dim * f32, nHeads, this.hs, rope, layout);
+          k.rope(kRows + t * this.kvDim * f32, nKvHeads, this.hs, rope, layout);
         }
-      } else if (n === 1) {
-        k.attention(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
-      } else {
-        k.attentionBatch(b.xb, b.q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, n, this.cacheDtype);
+        const rowOffset = pos * this.kvDim * cacheElem;
+        this.mem.storeCache(cache.keys(l) + rowOffset, kRows, m * this.kvDim);
+        this.mem.storeCache(cache.values(l) + rowOffset, vRows, m * this.kvDim);
+        const out = b.xb + first * dim * f32;
+        if (window > 0 && pos + m > window) {
+          // Each token sees only the last `window` positions (Mistral): one query at a time.
+          const cacheRow = this.kvDim * cacheElem;
+          for (let t = 0; t < m; t++) {
+            const from = Math.max(0, pos + t + 1 - window);
+            k.attention(out + t * dim * f32, q + t * dim * f32, cache.keys(l) + from * cacheRow, cache.values(l) + from * cacheRow, b.att, nHeads, nKvHeads, this.hs, pos + t + 1 - from, this.cacheDtype);
+          }
+        } else if (m === 1) {
+          k.attention(out, q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos + 1, this.cacheDtype);
+        } else {
+          k.attentionBatch(out, q, cache.keys(l), cache.values(l), b.att, nHeads, nKvHeads, this.hs, pos, m, this.cacheDtype);
+        }
+        first += m;
       }
       this.mem.linear(b.xb2, w.wo, b.xb, n, true);
       k.addInPlace(b.x, b.xb2, n * dim);
@@ -155,19 +168,7 @@ export class LlamaModel implements CausalLm {
       this.mem.linear(b.xb, w.wDown, b.hb, n, true);
       k.addInPlace(b.x, b.xb, n * dim);
     }
-    this.lastChunkTokens = n;
-  }
-
-  /** Tokens in the chunk just run: only its last one needs logits. */
-  private lastChunkTokens = 0;
-
-  private logits(indexInChunk: number): Float32Array {
-    const k = this.k;
-    const b = this.buf;
-    const { dim, vocabSize, normEps } = this.config;
-    k.rmsnorm(b.xb, b.x + indexInChunk * dim * 4, this.outputNorm, dim, normEps);
-    this.mem.linear(b.logits, this.classifier, b.xb, 1, true);
-    return k.f32(b.logits, vocabSize);
+    stepLogits(this.mem, items, this.classifier, (out, x) => k.rmsnorm(out, x, this.outputNorm, dim, normEps), onLogits);
   }
 
   /** cos/sin of every position and frequency pair, computed once per model in f32 as run.c does. */

@@ -12,11 +12,11 @@ import {
   parseModelPointer,
   type Manifest,
 } from "../model/manifest";
-import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
+import { MODEL_MEMORY_BUDGET_BYTES, PREFILL_CHUNK, formatBytes, perSequenceBytes } from "../model/memory";
+import { Engine, type EngineOptions } from "./engine";
 import { ModelError } from "./errors";
 import { createModel } from "./models";
 import type { CausalLm, KvCache } from "./weights";
-import { SlotPool } from "./slots";
 import { tokenizerFromBytes, type Tokenizer } from "./tokenizer/index";
 
 export interface LoadedModel {
@@ -25,7 +25,8 @@ export interface LoadedModel {
   manifest: Manifest;
   model: CausalLm;
   tokenizer: Tokenizer;
-  caches: SlotPool<KvCache>;
+  /** Runs every generation on this model, batched (one KV cache per concurrent sequence). */
+  engine: Engine;
   /** wasm memory plus the tokenizer's share of the JS heap. */
   memoryBytes: number;
 }
@@ -37,6 +38,8 @@ export interface LoadOptions {
   readTimeoutMs?: number;
   /** Most KV caches (concurrent sequences) a model gets, memory permitting. */
   maxSequences?: number;
+  /** Admission queue and timeouts of each model's engine. */
+  engine?: EngineOptions;
 }
 
 const SHARD_READS_IN_FLIGHT = 4;
@@ -78,8 +81,10 @@ export async function loadModelFromKv(
   if (plan.total > budget) {
     throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(plan.total)} loaded but the memory budget is ${formatBytes(budget)} (${formatBytes(plan.total - budget)} over)`);
   }
+  // Extra sequences (a KV cache and a logits row each) come only from memory the plan leaves over.
   const spare = budget - plan.total;
-  const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / Math.max(plan.kvCache, 1))));
+  const extra = perSequenceBytes(manifest.config, manifest.kvCacheDtype);
+  const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / extra)));
   const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000);
   // Keep a tokenizer failure from surfacing as an unhandled rejection while shards load.
   tokenizerPromise.catch(() => {});
@@ -95,7 +100,7 @@ export async function loadModelFromKv(
     manifest,
     model,
     tokenizer,
-    caches,
+    engine: new Engine(id, model, tokenizer, manifest, caches, options.engine),
     memoryBytes: kernels.capacityBytes + plan.tokenizer,
   };
 }
@@ -103,22 +108,24 @@ export async function loadModelFromKv(
 /**
  * A model in a fresh kernel instance sized to its plan: weights region filled by `fillWeights`
  * (KV shards in the Worker; a local file in the CLI and tests), scratch and `sequences` KV
- * caches allocated once.
+ * caches allocated once. Each sequence past the first adds its cache and one logits row to the
+ * plan (the engine computes the logits of a whole batch in one product).
  */
 export async function instantiateModel(
   manifest: Manifest,
   kernelsModule: WebAssembly.Module,
   sequences: number,
   fillWeights: (kernels: Kernels, weightsPtr: number) => Promise<void>,
-): Promise<{ model: CausalLm; caches: SlotPool<KvCache>; kernels: Kernels }> {
+): Promise<{ model: CausalLm; caches: KvCache[]; kernels: Kernels }> {
   const plan = manifest.memory;
-  const kernels = Kernels.create(kernelsModule, plan.weights + plan.scratch + plan.kvCache * sequences + 64 * 1024);
+  const extra = (sequences - 1) * perSequenceBytes(manifest.config, manifest.kvCacheDtype);
+  const kernels = Kernels.create(kernelsModule, plan.weights + plan.scratch + plan.kvCache + extra + 64 * 1024);
   const weightsPtr = kernels.alloc(manifest.weights.bytes, 64);
   await fillWeights(kernels, weightsPtr);
-  const model = createModel(kernels, manifest, weightsPtr);
+  const model = createModel(kernels, manifest, weightsPtr, Math.min(sequences, PREFILL_CHUNK));
   const caches: KvCache[] = [];
   for (let i = 0; i < sequences; i++) caches.push(model.allocateCache());
-  return { model, caches: new SlotPool(caches), kernels };
+  return { model, caches, kernels };
 }
 
 async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Tokenizer> {

@@ -6,11 +6,12 @@ import { Gpt2Model } from "./gpt2";
 import { LlamaModel } from "./llama";
 import type { CausalLm } from "./weights";
 
-export function createModel(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr): CausalLm {
+/** `logitRows`: sequences whose logits one step computes in one product (one per KV cache). */
+export function createModel(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr, logitRows = 1): CausalLm {
   switch (manifest.config.architecture) {
     case "llama":
-      return new LlamaModel(kernels, manifest, weightsPtr);
+      return new LlamaModel(kernels, manifest, weightsPtr, logitRows);
     case "gpt2":
-      return new Gpt2Model(kernels, manifest, weightsPtr);
+      return new Gpt2Model(kernels, manifest, weightsPtr, logitRows);
   }
 }

@@ -103,7 +103,8 @@ export class ModelRegistry {
     while (this.memoryInUse + this.reserved + bytes > this.budgetBytes) {
       const victim = idle.shift();
       if (!victim) {
-        throw new ModelError("busy", id, `model '${id}' needs ${formatBytes(bytes)} but models in use or loading hold ${formatBytes(this.memoryInUse + this.reserved)} of ${formatBytes(this.budgetBytes)}; retry shortly`);
+        // Nothing about the other models (they may be other customers') goes into the message.
+        throw new ModelError("busy", id, `model '${id}' cannot be loaded right now: the memory it needs is in use by requests in progress; retry shortly`);
       }
       this.loaded.delete(victim[0]);
     }

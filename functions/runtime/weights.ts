@@ -16,22 +16,83 @@ export interface Matrix {
   packed?: boolean;
 }
 
-/** What the generation loop needs of a model, whatever its family. */
+/**
+ * One sequence's share of a batched step: `tokens` at positions pos.. of its own cache. Every
+ * weight matrix is read once per step for all the items together; attention runs per item.
+ */
+export interface StepItem {
+  cache: KvCache;
+  pos: number;
+  tokens: number[];
+  /** Whether the step should produce the logits after this item's last token. */
+  wantLogits: boolean;
+}
+
+/** What the engine needs of a model, whatever its family. */
 export interface CausalLm {
   readonly config: ModelConfig;
-  /** Runs tokens at positions startPos.. and returns the last one's logits (a view, valid until the next call). */
+  /** Most tokens one step may carry, summed over its items (the scratch buffers' rows). */
+  readonly stepTokens: number;
+  /**
+   * Runs one batched step. `onLogits(i, logits)` is called for each item that wants logits, in
+   * item order, with a view into wasm memory that is valid only until the callback returns.
+   */
+  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void;
+  /** One sequence alone: runs `tokens` from `startPos` in steps and returns the last one's logits (a view, valid until the next call). */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
   allocateCache(): KvCache;
 }
 
-/**
- * Runs `tokens` from `startPos` through `runChunk` PREFILL_CHUNK at a time (every weight row
- * read once per chunk), after checking they fit the context.
- */
-export function forEachChunk(tokens: number[], startPos: number, seqLen: number, runChunk: (chunk: number[], pos: number) => void): void {
+/** Checks a step's items against the scratch rows and the context; returns the tokens it carries. */
+export function checkStep(items: StepItem[], stepTokens: number, seqLen: number): number {
+  let total = 0;
+  for (const item of items) {
+    if (item.tokens.length === 0) throw new Error("a step item needs at least one token");
+    if (item.pos < 0 || item.pos + item.tokens.length > seqLen) throw new Error("position past the context");
+    total += item.tokens.length;
+  }
+  if (total === 0 || total > stepTokens) throw new Error(`a step carries 1..${stepTokens} tokens, not ${total}`);
+  return total;
+}
+
+/** `model.forward` for every family: one sequence alone, `model.stepTokens` tokens per step. */
+export function forwardAlone(model: CausalLm, tokens: number[], startPos: number, cache: KvCache): Float32Array {
   if (tokens.length === 0) throw new Error("forward needs at least one token");
-  if (startPos + tokens.length > seqLen) throw new Error("position past the context");
-  for (let done = 0; done < tokens.length; done += PREFILL_CHUNK) runChunk(tokens.slice(done, done + PREFILL_CHUNK), startPos + done);
+  if (startPos + tokens.length > model.config.seqLen) throw new Error("position past the context");
+  let logits: Float32Array | null = null;
+  for (let done = 0; done < tokens.length; done += model.stepTokens) {
+    const chunk = tokens.slice(done, done + model.stepTokens);
+    model.step([{ cache, pos: startPos + done, tokens: chunk, wantLogits: done + chunk.length === tokens.length }], (_, l) => (logits = l));
+  }
+  return logits!;
+}
+
+/**
+ * The logits of every item that wants them: each one's last hidden row (at `rowEnd[i] - 1` of
+ * `x`) through `finalNorm` into `xb`, then the classifier over as many rows at once as the
+ * logits buffer holds.
+ */
+export function stepLogits(
+  mem: ModelMemory,
+  items: StepItem[],
+  classifier: Matrix,
+  finalNorm: (out: Ptr, x: Ptr) => void,
+  onLogits: (item: number, logits: Float32Array) => void,
+): void {
+  const { dim, vocabSize } = mem.manifest.config;
+  const b = mem.buf;
+  const wanted: Array<{ item: number; row: number }> = [];
+  let row = 0;
+  items.forEach((item, i) => {
+    row += item.tokens.length;
+    if (item.wantLogits) wanted.push({ item: i, row: row - 1 });
+  });
+  for (let start = 0; start < wanted.length; start += mem.logitRows) {
+    const group = wanted.slice(start, start + mem.logitRows);
+    group.forEach((w, j) => finalNorm(b.xb + j * dim * 4, b.x + w.row * dim * 4));
+    mem.linear(b.logits, classifier, b.xb, group.length, true);
+    group.forEach((w, j) => onLogits(w.item, mem.k.f32(b.logits + j * vocabSize * 4, vocabSize)));
+  }
 }
 
 /**
@@ -70,13 +131,18 @@ export class ModelMemory {
   private readonly byName: Map<string, Manifest["tensors"][number]>;
   private readonly packed = new Map<string, boolean>();
 
+  /** Tokens one step carries: the scratch buffers' rows. */
+  readonly stepTokens = PREFILL_CHUNK;
+
+  /** `logitRows`: sequences whose logits one classifier product writes (one per KV cache the model gets). */
   constructor(
     readonly k: Kernels,
     readonly manifest: Manifest,
     private readonly weightsPtr: Ptr,
+    readonly logitRows = 1,
   ) {
     this.byName = new Map(manifest.tensors.map((t) => [t.name, t]));
-    for (const b of scratchBuffers(manifest.config)) this.buf[b.name] = k.alloc(b.bytes, 64);
+    for (const b of scratchBuffers(manifest.config, PREFILL_CHUNK, logitRows)) this.buf[b.name] = k.alloc(b.bytes, 64);
   }
 
   has(name: string): boolean {

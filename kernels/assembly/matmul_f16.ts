@@ -46,6 +46,8 @@ function widenHi<T>(h: v128, mask: v128): v128 {
 /**
  * 4 rows (quarter streams) x one token. T = i32: x is prescaled (fast path); T = f32: x is
  * plain and weights are rebiased per element (exact fallback). Tail columns are scalar, exact.
+ * Each row sums in the tile's order (low then high half of every 8 columns into one
+ * accumulator), so a token's result never depends on how many tokens share the call.
  */
 function matvecF16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, cols: i32, mask: v128): void {
   const stride = <usize>cols << 1;
@@ -57,23 +59,18 @@ function matvecF16<T>(out: usize, w: usize, x: usize, xTail: usize, rows: i32, c
     const w0 = w + <usize>r * stride;
     const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let c = 0;
     for (; c < cols8; c += 8) {
       const o = <usize>c << 1;
       const xo = x + (<usize>c << 2);
       const x0 = v128.load(xo), x1 = v128.load(xo, 16);
       const h0 = v128.load(w0 + o), h1 = v128.load(w1 + o), h2 = v128.load(w2 + o), h3 = v128.load(w3 + o);
-      a0 = f32x4.add(a0, f32x4.mul(widenLo<T>(h0, mask), x0));
-      b0 = f32x4.add(b0, f32x4.mul(widenHi<T>(h0, mask), x1));
-      a1 = f32x4.add(a1, f32x4.mul(widenLo<T>(h1, mask), x0));
-      b1 = f32x4.add(b1, f32x4.mul(widenHi<T>(h1, mask), x1));
-      a2 = f32x4.add(a2, f32x4.mul(widenLo<T>(h2, mask), x0));
-      b2 = f32x4.add(b2, f32x4.mul(widenHi<T>(h2, mask), x1));
-      a3 = f32x4.add(a3, f32x4.mul(widenLo<T>(h3, mask), x0));
-      b3 = f32x4.add(b3, f32x4.mul(widenHi<T>(h3, mask), x1));
+      a0 = f32x4.add(f32x4.add(a0, f32x4.mul(widenLo<T>(h0, mask), x0)), f32x4.mul(widenHi<T>(h0, mask), x1));
+      a1 = f32x4.add(f32x4.add(a1, f32x4.mul(widenLo<T>(h1, mask), x0)), f32x4.mul(widenHi<T>(h1, mask), x1));
+      a2 = f32x4.add(f32x4.add(a2, f32x4.mul(widenLo<T>(h2, mask), x0)), f32x4.mul(widenHi<T>(h2, mask), x1));
+      a3 = f32x4.add(f32x4.add(a3, f32x4.mul(widenLo<T>(h3, mask), x0)), f32x4.mul(widenHi<T>(h3, mask), x1));
     }
-    let s = hsum4f(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
+    let s = hsum4f(a0, a1, a2, a3);
     if (c < cols) {
       let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
       for (; c < cols; c++) {

@@ -5,10 +5,15 @@
 
 import { hsum4f, quarterRow, storeLanesStrided, storeQuarterRows } from "./common";
 
-/** out[r] for r in [0, rows). Missing rows of the last pass are clamped (duplicate work). */
+/**
+ * out[r] for r in [0, rows). Missing rows of the last pass are clamped (duplicate work). Each
+ * row sums in exactly the tile's order (one f32x4 accumulator over 4 columns at a time, the
+ * same horizontal sum and scalar tail), so a token's result never depends on how many tokens
+ * share the call: batched sequences get the numbers they get alone.
+ */
 function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
   const stride = <usize>cols << 2;
-  const cols8 = cols & ~7;
+  const cols4 = cols & ~3;
   const last = w + <usize>(rows - 1) * stride;
   const Q = (rows + 3) >> 2;
   for (let r = 0; r < Q; r++) {
@@ -16,21 +21,16 @@ function matvecF32(out: usize, w: usize, x: usize, rows: i32, cols: i32): void {
     const w0 = w + <usize>r * stride;
     const w1 = min(w + <usize>r1 * stride, last), w2 = min(w + <usize>r2 * stride, last), w3 = min(w + <usize>r3 * stride, last);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let c = 0;
-    for (; c < cols8; c += 8) {
+    for (; c < cols4; c += 4) {
       const o = <usize>c << 2;
-      const x0 = v128.load(x + o), x1 = v128.load(x + o, 16);
+      const x0 = v128.load(x + o);
       a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x0));
       a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x0));
       a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x0));
       a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x0));
-      b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + o, 16), x1));
-      b1 = f32x4.add(b1, f32x4.mul(v128.load(w1 + o, 16), x1));
-      b2 = f32x4.add(b2, f32x4.mul(v128.load(w2 + o, 16), x1));
-      b3 = f32x4.add(b3, f32x4.mul(v128.load(w3 + o, 16), x1));
     }
-    let s = hsum4f(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
+    let s = hsum4f(a0, a1, a2, a3);
     if (c < cols) {
       let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
       for (; c < cols; c++) {

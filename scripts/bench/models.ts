@@ -253,7 +253,7 @@ async function decodeSession(built: BuiltModel, o: RunOptions) {
   const { model, caches, kernels } = await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
     k.u8(ptr, weights.byteLength).set(weights);
   });
-  const cache = await caches.acquire();
+  const cache = caches[0];
   const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
   let next = argmax(model.forward(benchPrompt(o.promptTokens, manifest.config.vocabSize), 0, cache));
   const step = (i: number): number => {
@@ -261,13 +261,13 @@ async function decodeSession(built: BuiltModel, o: RunOptions) {
     next = argmax(model.forward([next], o.promptTokens + i, cache));
     return performance.now() - t;
   };
-  return { model, caches, cache, kernels, argmax, step };
+  return { model, cache, kernels, argmax, step };
 }
 
 export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext: boolean, tokenizerBytes: Uint8Array): Promise<InProcessResult> {
   const { manifest } = built;
   const load = await timeLoad(built, tokenizerBytes);
-  const { model, caches, cache, kernels, argmax, step } = await decodeSession(built, o);
+  const { model, cache, kernels, argmax, step } = await decodeSession(built, o);
   const vocab = manifest.config.vocabSize;
 
   // decode: one token at a time after a prompt; every repetition restarts at the same position
@@ -310,7 +310,6 @@ export async function runInProcess(built: BuiltModel, o: RunOptions, fullContext
     heapGrowth = Math.max(peak, process.memoryUsage().heapUsed - before);
     fullTokens = pos;
   }
-  caches.release(cache);
   const wasmMemoryBytes = kernels.memory.buffer.byteLength;
   return {
     decodeMsPerToken: decodeMs,

@@ -5,17 +5,17 @@ import { kvKeys } from "../../functions/model/manifest";
 import { instantiateModel } from "../../functions/runtime/loader";
 import type { BuildArtifacts } from "../../scripts/build/pipeline";
 
-/** The model of `artifacts` with one sequence's cache, weights copied from its shards. */
-export async function runtimeFor(artifacts: BuildArtifacts) {
+/** The model of `artifacts` with `sequences` KV caches (`cache` is the first), weights copied from its shards. */
+export async function runtimeFor(artifacts: BuildArtifacts, sequences = 1) {
   const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
+  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), sequences, async (k, ptr) => {
     let offset = 0;
     for (const s of artifacts.manifest.weights.shards) {
       k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
       offset += s.bytes;
     }
   });
-  return { model, cache: await caches.acquire() };
+  return { model, caches, cache: caches[0] };
 }
 
 /** Largest absolute difference, relative to the largest |value| of the expected side. */

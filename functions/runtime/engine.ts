@@ -1,0 +1,320 @@
+// One engine per loaded model: it owns the step loop. Each step gathers the work of every
+// running sequence (one decode token each, then chunks of waiting prompts up to the step's
+// token budget: chunked prefill) and runs it as one batched forward pass, so every weight
+// matrix is read once per step for all of them. Sampling, stop strings and text decoding stay
+// per sequence; their output waits in each sequence's outbox until its reader takes it.
+//
+// Nothing here waits on another request. Readers drive the engine: a reader with nothing to
+// read runs the next step itself (see `pump`), after yielding to the event loop. A sequence's
+// KV cache and the caller's model lease are released synchronously when it finishes, fails or
+// is cancelled, by whichever request ran the step or cancelled it. That matters in workerd: once
+// a client disconnects, its request's timers and continuations never run again, so nothing may
+// depend on them to give resources back.
+
+import { ModelError } from "./errors";
+import type { Manifest } from "../model/manifest";
+import { Sampler } from "./sampler";
+import type { TextStreamDecoder, Tokenizer } from "./tokenizer/index";
+import type { CausalLm, KvCache, StepItem } from "./weights";
+
+export interface GenerationParams {
+  promptIds: number[];
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  stop: string[];
+  /** The token the output text follows (default: the last prompt token). */
+  decodeAfter?: number;
+}
+
+export interface GenerationStep {
+  /** Text that became final with this token (may be empty). */
+  text: string;
+  tokenId: number;
+}
+
+export interface GenerationSummary {
+  finishReason: "stop" | "length";
+  completionIds: number[];
+}
+
+export interface EngineOptions {
+  /** Sequences that may wait for a KV cache; one more is refused at once as busy. */
+  maxQueue?: number;
+  /** How long a sequence may wait for a KV cache before it is refused as busy. */
+  maxWaitMs?: number;
+  /** A sequence whose reader has not come back for this long is dropped (its client is gone). */
+  abandonAfterMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+/** Seconds a client refused as busy is told to wait before retrying. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export class BusyError extends ModelError {
+  readonly retryAfterSeconds = RETRY_AFTER_SECONDS;
+}
+
+type State = "queued" | "running" | "finished";
+
+/** One generation inside the engine. Its reader takes `outbox` entries and checks `state`. */
+export class Sequence {
+  readonly outbox: GenerationStep[] = [];
+  state: State = "queued";
+  summary: GenerationSummary | null = null;
+  error: unknown = null;
+  readonly queuedAt: number;
+  lastRead: number;
+  cache: KvCache | null = null;
+  /** Prompt tokens already in the cache. */
+  fed = 0;
+  /** The sampled token still to be fed, at position promptIds.length + completionIds.length - 1. */
+  pending = -1;
+  readonly completionIds: number[] = [];
+  readonly sampler: Sampler;
+  readonly stops: StopMatcher;
+  readonly decoder: TextStreamDecoder;
+
+  constructor(
+    readonly params: GenerationParams,
+    tokenizer: Tokenizer,
+    vocabSize: number,
+    now: number,
+    /** Called once, when the sequence ends in any way (gives back the caller's model lease). */
+    readonly onEnd: () => void,
+  ) {
+    this.queuedAt = this.lastRead = now;
+    this.sampler = new Sampler(vocabSize, params.temperature, params.topP, params.seed);
+    this.stops = new StopMatcher(params.stop);
+    this.decoder = tokenizer.streamDecoder(params.decodeAfter ?? params.promptIds[params.promptIds.length - 1]);
+  }
+
+  get prefilling(): boolean {
+    return this.fed < this.params.promptIds.length;
+  }
+}
+
+export class Engine {
+  private readonly queue: Sequence[] = [];
+  private readonly running: Sequence[] = [];
+  private readonly free: KvCache[];
+  private readonly stopIds: Set<number>;
+  private readonly maxQueue: number;
+  private readonly maxWaitMs: number;
+  private readonly abandonAfterMs: number;
+  private readonly now: () => number;
+  /** Where the next step starts looking for prompt chunks (prompts take turns). */
+  private prefillTurn = 0;
+  /** Steps run so far (tests and the bench read it). */
+  steps = 0;
+
+  constructor(
+    private readonly modelId: string,
+    private readonly model: CausalLm,
+    private readonly tokenizer: Tokenizer,
+    private readonly manifest: Manifest,
+    caches: KvCache[],
+    options: EngineOptions = {},
+  ) {
+    if (caches.length === 0) throw new Error("an engine needs at least one KV cache");
+    this.free = [...caches];
+    this.stopIds = new Set(tokenizer.stopIds);
+    this.maxQueue = options.maxQueue ?? 64;
+    this.maxWaitMs = options.maxWaitMs ?? 30_000;
+    this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** KV caches in all (running sequences hold some, the rest are free). */
+  get slots(): number {
+    return this.free.length + this.running.length;
+  }
+
+  get stats(): { running: number; queued: number; freeSlots: number } {
+    return { running: this.running.length, queued: this.queue.length, freeSlots: this.free.length };
+  }
+
+  /**
+   * Adds a generation. It waits for a KV cache behind those already waiting; with the queue
+   * full it is refused at once (BusyError) and `onEnd` is not called.
+   */
+  submit(params: GenerationParams, onEnd: () => void = () => {}): Sequence {
+    if (this.queue.length >= this.maxQueue && this.free.length === 0) {
+      throw new BusyError("busy", this.modelId, `model '${this.modelId}' is serving ${this.running.length} requests and ${this.queue.length} more are waiting; retry shortly`);
+    }
+    const seq = new Sequence(params, this.tokenizer, this.manifest.config.vocabSize, this.now(), onEnd);
+    this.queue.push(seq);
+    this.admit();
+    return seq;
+  }
+
+  /** Ends a sequence now (its client went away): frees its cache and calls its onEnd. */
+  cancel(seq: Sequence): void {
+    if (seq.state === "finished") return;
+    this.end(seq, { finishReason: "length", completionIds: seq.completionIds }, null);
+  }
+
+  /**
+   * What a reader calls when it has nothing to read: runs one step unless `seq` already has
+   * output waiting or has ended.
+   */
+  pump(seq: Sequence): void {
+    seq.lastRead = this.now();
+    if (seq.outbox.length === 0 && seq.state !== "finished") this.step();
+  }
+
+  /** One batched step over every running sequence. Returns false when there was nothing to do. */
+  step(): boolean {
+    this.expire();
+    this.admit();
+    const budget = this.model.stepTokens;
+    const items: StepItem[] = [];
+    const owners: Sequence[] = [];
+    let tokens = 0;
+    for (const seq of this.running) {
+      if (seq.prefilling || tokens >= budget) continue;
+      items.push({ cache: seq.cache!, pos: seq.params.promptIds.length + seq.completionIds.length - 1, tokens: [seq.pending], wantLogits: true });
+      owners.push(seq);
+      tokens++;
+    }
+    const prompts = this.running.filter((s) => s.prefilling);
+    for (let i = 0; i < prompts.length && tokens < budget; i++) {
+      const seq = prompts[(this.prefillTurn + i) % prompts.length];
+      const prompt = seq.params.promptIds;
+      const chunk = prompt.slice(seq.fed, seq.fed + budget - tokens);
+      items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length });
+      owners.push(seq);
+      tokens += chunk.length;
+    }
+    this.prefillTurn++;
+    if (items.length === 0) return false;
+    this.steps++;
+    try {
+      this.model.step(items, (i, logits) => this.accept(owners[i], logits));
+    } catch (e) {
+      for (const seq of owners) if (seq.state !== "finished") this.end(seq, null, e);
+      return true;
+    }
+    // Prompt chunks that produced no logits (not the prompt's last) advance here.
+    items.forEach((item, i) => {
+      if (owners[i].prefilling) owners[i].fed += item.tokens.length;
+    });
+    return true;
+  }
+
+  /** Samples a sequence's next token from its logits and turns it into output. */
+  private accept(seq: Sequence, logits: Float32Array): void {
+    if (seq.state === "finished") return;
+    if (seq.prefilling) seq.fed = seq.params.promptIds.length;
+    const next = seq.sampler.sample(logits);
+    if (this.stopIds.has(next)) return this.finish(seq, "stop");
+    seq.completionIds.push(next);
+    const { text, stopped } = seq.stops.push(seq.decoder.push(next));
+    seq.outbox.push({ text, tokenId: next });
+    if (stopped) return this.end(seq, { finishReason: "stop", completionIds: seq.completionIds }, null);
+    const nextPos = seq.params.promptIds.length + seq.completionIds.length - 1;
+    if (seq.completionIds.length >= seq.params.maxTokens || nextPos >= this.manifest.config.seqLen) return this.finish(seq, "length");
+    seq.pending = next;
+  }
+
+  /** Ends with whatever text is still held back. */
+  private finish(seq: Sequence, reason: GenerationSummary["finishReason"]): void {
+    const rest = seq.stops.flush(seq.decoder.flush());
+    if (rest) seq.outbox.push({ text: rest, tokenId: -1 });
+    this.end(seq, { finishReason: reason, completionIds: seq.completionIds }, null);
+  }
+
+  private end(seq: Sequence, summary: GenerationSummary | null, error: unknown): void {
+    const wasQueued = seq.state === "queued";
+    seq.state = "finished";
+    seq.summary = summary;
+    seq.error = error;
+    if (wasQueued) this.queue.splice(this.queue.indexOf(seq), 1);
+    else {
+      this.running.splice(this.running.indexOf(seq), 1);
+      this.free.push(seq.cache!);
+      seq.cache = null;
+    }
+    this.admit();
+    seq.onEnd();
+  }
+
+  /** Gives free KV caches to waiting sequences, oldest first. */
+  private admit(): void {
+    while (this.free.length > 0 && this.queue.length > 0) {
+      const seq = this.queue.shift()!;
+      seq.cache = this.free.pop()!;
+      seq.state = "running";
+      this.running.push(seq);
+      // Nothing to generate: done before any work.
+      if (seq.params.maxTokens === 0) this.finish(seq, "length");
+    }
+  }
+
+  /** Drops sequences nobody reads any more and refuses those that waited too long. */
+  private expire(): void {
+    const now = this.now();
+    for (const seq of [...this.running, ...this.queue]) {
+      if (now - seq.lastRead > this.abandonAfterMs) this.cancel(seq);
+    }
+    for (const seq of [...this.queue]) {
+      if (now - seq.queuedAt > this.maxWaitMs) {
+        this.end(seq, null, new BusyError("busy", this.modelId, `model '${this.modelId}' had no free sequence slot for ${Math.round(this.maxWaitMs / 1000)} s; retry shortly`));
+      }
+    }
+  }
+}
+
+/**
+ * Finds the first stop string in the generated text. Text is released only once no stop
+ * string could still begin inside it.
+ */
+export class StopMatcher {
+  private held = "";
+  private done = false;
+
+  constructor(private readonly stops: string[]) {}
+
+  push(text: string): { text: string; stopped: boolean } {
+    if (this.done) return { text: "", stopped: true };
+    this.held += text;
+    let cut = -1;
+    for (const s of this.stops) {
+      const at = this.held.indexOf(s);
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) {
+      this.done = true;
+      const out = this.held.slice(0, cut);
+      this.held = "";
+      return { text: out, stopped: true };
+    }
+    const keep = this.longestStopPrefixSuffix();
+    const out = this.held.slice(0, this.held.length - keep);
+    this.held = this.held.slice(this.held.length - keep);
+    return { text: out, stopped: false };
+  }
+
+  flush(text: string): string {
+    const { text: out, stopped } = this.push(text);
+    if (stopped) return out;
+    const rest = this.held;
+    this.held = "";
+    return out + rest;
+  }
+
+  private longestStopPrefixSuffix(): number {
+    let keep = 0;
+    for (const s of this.stops) {
+      for (let n = Math.min(s.length - 1, this.held.length); n > keep; n--) {
+        if (this.held.endsWith(s.slice(0, n))) {
+          keep = n;
+          break;
+        }
+      }
+    }
+    return keep;
+  }
+}
