@@ -36,10 +36,9 @@ export function createApp(
   });
 
   app.get("/healthz", async (c) => {
-    const memory = { inUse: models.memoryInUse, loadedModels: models.loadedModels.length };
-    // Which models are loaded is nobody's business once customers share the deployment.
-    if ((await c.env.MODELS.get(kvKeys.authRequired)) !== null) return c.json({ status: "ok", memory });
-    return c.json({ status: "ok", memory, loaded: models.loadedModels });
+    // Once customers share the deployment, an unauthenticated caller learns nothing but "ok".
+    if ((await c.env.MODELS.get(kvKeys.authRequired)) !== null) return c.json({ status: "ok" });
+    return c.json({ status: "ok", memory: { inUse: models.memoryInUse, loadedModels: models.loadedModels.length }, loaded: models.loadedModels });
   });
   app.use("/v1/*", authenticate);
   app.get("/v1/models", listModels);

@@ -3,6 +3,7 @@
 
 import { invalidRequest } from "./errors";
 import {
+  checkText,
   optionalBoolean,
   optionalInteger,
   optionalNumber,
@@ -80,12 +81,14 @@ function parseMessages(messages: unknown): ChatMessage[] {
       throw invalidRequest(`'${param}.role' must be one of system, developer, user, assistant, tool`, `${param}.role`);
     }
     if (typeof content === "string") {
+      checkText(content, `${param}.content`);
       chars += content.length;
     } else if (Array.isArray(content)) {
       for (const part of content) {
         if (typeof part !== "object" || part === null || part.type !== "text" || typeof part.text !== "string") {
           throw invalidRequest(`'${param}.content' parts must be {"type": "text", "text": string}`, `${param}.content`);
         }
+        checkText(part.text, `${param}.content`);
         chars += part.text.length;
       }
     } else if (!(content === null && role === "assistant")) {

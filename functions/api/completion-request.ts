@@ -1,7 +1,7 @@
 // Checks a /v1/completions body field by field. Every rejection names the field and why,
 // and the limits here are the ones the README documents.
 
-import { invalidRequest } from "./errors";
+import { ApiError, invalidRequest } from "./errors";
 
 export const LIMITS = {
   bodyBytes: 256 * 1024,
@@ -10,6 +10,10 @@ export const LIMITS = {
   stopStrings: 16,
   stopStringChars: 256,
   maxTokens: 1 << 20,
+  /** Arrays and objects inside one another in a request body. */
+  jsonDepth: 32,
+  /** A model id, in UTF-8 bytes (Workers KV keys hold at most 512). */
+  modelIdBytes: 256,
 } as const;
 
 export interface CompletionRequest {
@@ -71,8 +75,22 @@ export function requireObject(raw: unknown): Body {
 export function requireModel(body: Body): string {
   const model = body.model;
   if (model === undefined || model === null) throw invalidRequest("'model' is required", "model");
-  if (typeof model !== "string" || model.length === 0 || model.length > 256) throw invalidRequest("'model' must be a non-empty string of at most 256 characters", "model");
+  if (typeof model !== "string" || model.length === 0) throw invalidRequest("'model' must be a non-empty string", "model");
+  // No model can have such an id (the build refuses it), so it is a missing model, not a KV error.
+  if (hasLoneSurrogate(model) || /[\u0000-\u001f\u007f]/.test(model) || new TextEncoder().encode(model).byteLength > LIMITS.modelIdBytes) {
+    throw new ApiError(404, `The model '${printable(model)}' does not exist`, "invalid_request_error", "model", "model_not_found");
+  }
   return model;
+}
+
+function hasLoneSurrogate(text: string): boolean {
+  return /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text);
+}
+
+/** An id as an error message may quote it: control characters and lone surrogates escaped, cut at 64 characters. */
+function printable(text: string): string {
+  const cut = text.length > 64 ? `${text.slice(0, 64)}...` : text;
+  return cut.replace(/[\u0000-\u001f\u007f]|[\uD800-\uDFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 function parsePrompt(prompt: unknown): string | number[] {
@@ -92,10 +110,17 @@ function parsePrompt(prompt: unknown): string | number[] {
 
 function checkPromptText(text: string): string {
   if (text.length > LIMITS.promptChars) throw invalidRequest(`'prompt' has ${text.length} characters; the limit is ${LIMITS.promptChars}`, "prompt");
-  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)) {
-    throw invalidRequest("'prompt' contains an unpaired surrogate (invalid Unicode)", "prompt");
-  }
+  checkText(text, "prompt");
   return text;
+}
+
+/**
+ * Text the model will read must be valid Unicode without NUL (tokenizers that follow C
+ * strings would cut the text there while `echo` returned all of it).
+ */
+export function checkText(text: string, param: string): void {
+  if (hasLoneSurrogate(text)) throw invalidRequest(`'${param}' contains an unpaired surrogate (invalid Unicode)`, param);
+  if (text.includes("\u0000")) throw invalidRequest(`'${param}' contains a NUL character`, param);
 }
 
 export function parseStop(stop: unknown): string[] {

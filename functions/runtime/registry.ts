@@ -36,8 +36,9 @@ export class ModelRegistry {
     return total;
   }
 
-  get loadedModels(): Array<{ id: string; manifestSha256: string; memoryBytes: number }> {
-    return [...this.loaded.values()].map((e) => ({ id: e.model.id, manifestSha256: e.model.manifestSha256, memoryBytes: e.model.memoryBytes }));
+  /** Each loaded model, with its engine's sequences: running, waiting for a KV cache, caches free. */
+  get loadedModels(): Array<{ id: string; manifestSha256: string; memoryBytes: number; sequences: { running: number; queued: number; freeSlots: number } }> {
+    return [...this.loaded.values()].map((e) => ({ id: e.model.id, manifestSha256: e.model.manifestSha256, memoryBytes: e.model.memoryBytes, sequences: e.model.engine.stats }));
   }
 
   /**

@@ -13,7 +13,7 @@ import { Engine, type GenerationParams, type GenerationSummary, type Sequence } 
 import { admitted, readSequence } from "../../functions/runtime/generate";
 import { llama2cAsTokenizer } from "../../functions/runtime/tokenizer/index";
 import { Llama2cTokenizer } from "../../functions/runtime/tokenizer/llama2c";
-import type { CausalLm, KvCache } from "../../functions/runtime/weights";
+import type { CausalLm, KvCache, StepItem } from "../../functions/runtime/weights";
 import { buildArtifacts, type BuildArtifacts } from "../../scripts/build/pipeline";
 import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
 import type { HfFamily } from "../../scripts/import/hf-writer";
@@ -85,7 +85,7 @@ describe.each([
     let step = 0;
     let compared = 0;
     while (fed.some((f, i) => f < seqs[i].length)) {
-      const items = [];
+      const items: StepItem[] = [];
       const owners: number[] = [];
       let room = model.stepTokens;
       for (let i = 0; i < seqs.length && room > 0; i++) {
@@ -175,7 +175,7 @@ describe("engine", () => {
       params([1, ...tokens(17, 6, 512)], 33, 0.5, 99),
       params([1, ...tokens(1, 7, 512)], 0),
     ];
-    const want = [];
+    const want: Array<Awaited<ReturnType<Rig["alone"]>>> = [];
     for (const p of requests) want.push(await r.alone(p));
     // Staggered arrivals: each request joins while others are mid-generation.
     const got = await Promise.all(

@@ -83,10 +83,8 @@ describe("versions", () => {
     const res = await complete(tenants.keys.acme.current, { model: "story", prompt: "Once upon a time", max_tokens: 60 - ref.promptTokens.length + 1, temperature: 0, return_token_ids: true });
     expect(res.body.choices[0].token_ids).toEqual(ref.tokens.slice(ref.promptTokens.length - 1));
     expect(models.loadedModels.map((m) => m.manifestSha256)).toContain(tenants.story.v1);
-    // /healthz says how much is loaded, never which customers' models.
-    const health = (await get("/healthz")).body;
-    expect(health.memory.loadedModels).toBeGreaterThan(0);
-    expect(JSON.stringify(health)).not.toContain("story");
+    // Once customers exist, /healthz tells an unauthenticated caller only that it is up.
+    expect((await get("/healthz")).body).toEqual({ status: "ok" });
   });
 
   it("gc removed data no version references, and what is referenced is all there", async () => {
