@@ -7,7 +7,7 @@ import { startServeProcess } from "../serve-process";
 import { CliError, type Command } from "./command";
 
 export const loadtestCommand: Command = {
-  summary: "load-test the Worker under wrangler dev with a mixed workload (--quick for a short run)",
+  summary: "load-test the Worker under wrangler dev with a mixed workload, a share of streaming clients hanging up mid-stream (--quick for a short run, --disconnect-share 0..1)",
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -16,16 +16,21 @@ export const loadtestCommand: Command = {
         url: { type: "string" },
         connections: { type: "string" },
         amount: { type: "string" },
+        "disconnect-share": { type: "string" },
         json: { type: "boolean", default: false },
       },
       strict: true,
     });
     const quick = values.quick;
+    const amount = Number(values.amount ?? (quick ? 60 : 600));
+    const share = Number(values["disconnect-share"] ?? 0.25);
+    if (!(share >= 0 && share <= 1)) throw new CliError("--disconnect-share must be between 0 and 1");
     const options = {
       connections: Number(values.connections ?? (quick ? 8 : 32)),
-      amount: Number(values.amount ?? (quick ? 60 : 600)),
+      amount,
       maxSeconds: quick ? 60 : 300,
       models: ["aidreams260K", "aidreams260K-q8_0", "aidreams260K-q4_0"],
+      disconnects: Math.round(share * amount),
     };
     const server = values.url ? null : await startServeProcess().catch((e: Error) => {
       throw new CliError(e.message);
@@ -33,16 +38,18 @@ export const loadtestCommand: Command = {
     try {
       const report = await runLoadtest({ url: values.url ?? server!.url, ...options });
       print(report, options, values.json);
-      return report.errors + report.non2xx + report.wrongOutputs === 0 ? 0 : 1;
+      return failures(report) === 0 ? 0 : 1;
     } finally {
       await server?.stop();
     }
   },
 };
 
+const failures = (r: LoadtestReport) => r.errors + r.non2xx + r.wrongOutputs + r.disconnects.leakedSlots;
+
 function print(r: LoadtestReport, o: { connections: number; amount: number }, json: boolean): void {
   if (json) {
-    console.log(JSON.stringify({ ok: r.errors + r.non2xx + r.wrongOutputs === 0, ...o, ...r }));
+    console.log(JSON.stringify({ ok: failures(r) === 0, ...o, ...r }));
     return;
   }
   console.log(`load test: ${r.requests} requests over ${o.connections} connections in ${r.durationSeconds.toFixed(1)} s`);
@@ -51,4 +58,5 @@ function print(r: LoadtestReport, o: { connections: number; amount: number }, js
   console.log(`  tokens/s          ${r.tokensPerSecond.toFixed(0)} (${r.completionTokens} completion tokens)`);
   console.log(`  errors            ${r.errors} transport, ${r.non2xx} non-2xx, ${r.wrongOutputs} wrong outputs`);
   console.log(`  first token (ms)  ${r.fairness.ttftAloneMs.toFixed(1)} alone, ${r.fairness.ttftUnderLoadMs.toFixed(1)} beside ${r.fairness.longRequests} long generations`);
+  console.log(`  disconnects       ${r.disconnects.clients} clients hung up mid-stream; ${r.disconnects.leakedSlots} KV caches still held afterwards`);
 }

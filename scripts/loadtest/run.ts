@@ -4,6 +4,7 @@
 // token of short requests is measured while long generations run.
 
 import autocannon from "autocannon";
+import { connect } from "node:net";
 
 export interface LoadtestOptions {
   url: string;
@@ -12,6 +13,11 @@ export interface LoadtestOptions {
   amount: number;
   maxSeconds: number;
   models: string[];
+  /**
+   * Besides the workload, this many streaming clients (a share of the workload's requests) that
+   * close their socket mid-stream, as closed tabs and cancelled fetches do.
+   */
+  disconnects?: number;
 }
 
 interface Shape {
@@ -72,6 +78,8 @@ export interface LoadtestReport {
   tokensPerSecond: number;
   durationSeconds: number;
   fairness: { ttftAloneMs: number; ttftUnderLoadMs: number; longRequests: number };
+  /** Clients that hung up mid-stream, and KV caches still held once the server is idle again (must be 0). */
+  disconnects: { clients: number; leakedSlots: number };
 }
 
 export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestReport> {
@@ -81,6 +89,7 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
 
   let wrongOutputs = 0;
   let completionTokens = 0;
+  const hangups = hangUpMidStream(options.url, options.models, options.disconnects ?? 0);
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
@@ -99,6 +108,8 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       },
     })),
   });
+  const clients = await hangups;
+  const leakedSlots = await slotsHeldOnceIdle(options.url);
   const fairness = await measureFairness(options.url, options.models[0]);
   return {
     requests: result.requests.total,
@@ -111,7 +122,51 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     tokensPerSecond: completionTokens / result.duration,
     durationSeconds: result.duration,
     fairness,
+    disconnects: { clients, leakedSlots },
   };
+}
+
+/**
+ * `count` streaming requests over raw sockets, four at a time, each closed after its first
+ * bytes arrive (or a few milliseconds in): the server sees a client vanish mid-stream.
+ */
+async function hangUpMidStream(url: string, models: string[], count: number): Promise<number> {
+  const { hostname, port } = new URL(url);
+  let started = 0;
+  let done = 0;
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const body = JSON.stringify({ model: models[i % models.length], prompt: "Hi", max_tokens: 120, stream: true, temperature: 0.8, seed: i });
+      const socket = connect(Number(port), hostname);
+      const hangUp = () => {
+        socket.destroy();
+        resolve();
+      };
+      socket.setTimeout(30_000, hangUp);
+      socket.on("error", hangUp);
+      socket.once("data", () => setTimeout(hangUp, i % 7));
+      socket.write(`POST /v1/completions HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+  const worker = async () => {
+    while (started < count) {
+      await one(started++);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, count) }, worker));
+  return done;
+}
+
+/** KV caches the loaded models still hold (running or queued sequences) once nothing is being asked; waits up to 10 s for the server to go idle. */
+async function slotsHeldOnceIdle(url: string): Promise<number> {
+  let held = 0;
+  for (let i = 0; i < 40; i++) {
+    const health = (await (await fetch(`${url}/healthz`)).json()) as { loaded?: Array<{ sequences: { running: number; queued: number } }> };
+    held = (health.loaded ?? []).reduce((n, m) => n + m.sequences.running + m.sequences.queued, 0);
+    if (held === 0) return 0;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return held;
 }
 
 /** Time to the first streamed token of a short request: alone, then while long generations run. */

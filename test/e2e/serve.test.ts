@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { CHAT_MODEL, edgeinfer, writeChatModelFolder } from "../setup/fixtures";
 import { startServer, type RunningServer } from "./server";
 
@@ -69,5 +70,43 @@ describe("chat through the openai client", () => {
 
   it("refuses chat for a model without a template, with a 400 the client raises", async () => {
     await expect(client.chat.completions.create({ model: "aidreams260K", messages })).rejects.toMatchObject({ status: 400 });
+  });
+});
+
+describe("clients that hang up mid-stream", () => {
+  /** A streaming request over a raw socket, closed as soon as the first bytes of the answer arrive. */
+  const hangUp = (path: string, body: Record<string, unknown>) =>
+    new Promise<void>((resolve, reject) => {
+      const { hostname, port } = new URL(server.url);
+      const payload = JSON.stringify({ ...body, stream: true });
+      const socket = connect(Number(port), hostname);
+      socket.on("error", reject);
+      socket.once("data", () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+    });
+
+  it.each([
+    ["/v1/completions", "aidreams260K", { prompt: "Hi", max_tokens: 120 }],
+    ["/v1/chat/completions", CHAT_MODEL.id, { messages: [{ role: "user", content: "Hi" }], max_tokens: 60 }],
+  ])("%s %s: three times as many as there are KV caches, and the model still answers as before", async (path, model, body) => {
+    const ask = () => client.completions.create({ model: "aidreams260K", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
+    const chat = () => client.chat.completions.create({ model: CHAT_MODEL.id, messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 });
+    const before = model === "aidreams260K" ? (await ask()).choices[0].text : (await chat()).choices[0].message.content;
+    const health = async () => ((await (await fetch(`${server.url}/healthz`)).json()) as any).loaded.find((m: any) => m.id === model).sequences;
+    const slots = (await health()).freeSlots;
+    expect(slots).toBeGreaterThan(0);
+    for (let i = 0; i < 3 * slots; i++) await hangUp(path, { model, ...body });
+    const after = model === "aidreams260K" ? (await ask()).choices[0].text : (await chat()).choices[0].message.content;
+    expect(after).toBe(before);
+    // Every KV cache is free again once the server is idle.
+    let seqs = await health();
+    for (let i = 0; i < 20 && seqs.freeSlots !== slots; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      seqs = await health();
+    }
+    expect(seqs).toEqual({ running: 0, queued: 0, freeSlots: slots });
   });
 });
