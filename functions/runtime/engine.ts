@@ -105,8 +105,9 @@ export class Engine {
   private readonly maxWaitMs: number;
   private readonly abandonAfterMs: number;
   private readonly now: () => number;
-  /** Where the next step starts looking for prompt chunks (prompts take turns). */
-  private prefillTurn = 0;
+  /** Where the next step starts looking for decode tokens and prompt chunks (sequences take turns when they outnumber the budget). */
+  private decodeTurn = 0;
+  private promptTurn = 0;
   /** Steps run so far (tests and the bench read it). */
   steps = 0;
 
@@ -173,22 +174,27 @@ export class Engine {
     const items: StepItem[] = [];
     const owners: Sequence[] = [];
     let tokens = 0;
-    for (const seq of this.running) {
-      if (seq.prefilling || tokens >= budget) continue;
+    // Decode tokens first, one per sequence; with more sequences than the budget they take turns,
+    // and a quarter of the budget stays for waiting prompts so they are never starved.
+    const decoding = this.running.filter((s) => !s.prefilling);
+    const prompts = this.running.filter((s) => s.prefilling);
+    const decodeBudget = prompts.length > 0 ? budget - Math.max(1, budget >> 2) : budget;
+    for (let i = 0; i < decoding.length && tokens < decodeBudget; i++) {
+      const seq = decoding[(this.decodeTurn + i) % decoding.length];
       items.push({ cache: seq.cache!, pos: seq.params.promptIds.length + seq.completionIds.length - 1, tokens: [seq.pending], wantLogits: true });
       owners.push(seq);
       tokens++;
     }
-    const prompts = this.running.filter((s) => s.prefilling);
+    this.decodeTurn += tokens;
     for (let i = 0; i < prompts.length && tokens < budget; i++) {
-      const seq = prompts[(this.prefillTurn + i) % prompts.length];
+      const seq = prompts[(this.promptTurn + i) % prompts.length];
       const prompt = seq.params.promptIds;
       const chunk = prompt.slice(seq.fed, seq.fed + budget - tokens);
       items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length });
       owners.push(seq);
       tokens += chunk.length;
     }
-    this.prefillTurn++;
+    this.promptTurn++;
     if (items.length === 0) return false;
     this.steps++;
     try {

@@ -65,6 +65,12 @@ export function formatReport(r: BenchResult): string {
   for (const row of narrow) out.push(`${row[0]} ${row[1]}: ${row[2]}`);
   for (const m of r.models.filter((x) => !x.fits && x.inProcess)) out.push(`* ${m.shape} ${m.quant} does not fit (${overBudget(m)}): measured in process only, it cannot be served.`);
   for (const p of r.pairs ?? []) out.push(`Turn about: ${p.a} ${num(p.aTokensPerSecond)} tok/s, ${p.b} ${num(p.bTokensPerSecond)} tok/s = ${p.ratio.toFixed(2)}x (${p.rounds} turns each, the two loaded at once).`);
+  if (r.concurrency) {
+    out.push("");
+    out.push(`Concurrency (${r.concurrency.model}, greedy streams decoding at once through the batched step engine, in process):`);
+    out.push(table(["streams", "tok/s (sum)", "x one stream", "steps", "memory MiB", "fits 112 MiB", "stream 0 = alone"],
+      r.concurrency.points.map((p) => [`${p.streams}`, num(p.tokensPerSecond), num(p.speedup, 2), `${p.steps}`, mib(p.memoryBytes), p.fitsBudget ? "yes" : "no", p.mismatches === 0 ? "yes" : "NO"]), (i) => i >= 1 && i <= 4));
+  }
   out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
   out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
   out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");

@@ -12,6 +12,7 @@ import { projectRoot } from "../paths";
 import { measureBundle, type BundleSizes } from "./bundle";
 import { buildIntoLocalKv, measureColdStart, type ColdStartResult } from "./coldstart";
 import { compareShape, type CompareOptions, type ShapeComparison } from "./compare";
+import { concurrencyCurve, type ConcurrencyOptions, type ConcurrencyPoint } from "./concurrency";
 import {
   ensureBuilt,
   pairedDecode,
@@ -52,6 +53,8 @@ export interface BenchOptions {
   warmReps: number;
   /** Fresh servers per cold start (median reported). */
   coldReps: number;
+  /** The concurrency curve: which model, how many streams. */
+  concurrency: ConcurrencyOptions & { shape: ShapeName; quant: BenchQuant };
   log: (line: string) => void;
 }
 
@@ -76,6 +79,9 @@ export function defaultOptions(quick: boolean, tokenizer: string, log: (line: st
       : { warmup: 3, reps: 9, workingSetBytes: 0, minCopies: 2, maxCopies: 32, check: true },
     warmReps: quick ? 2 : 5,
     coldReps: quick ? 2 : 3,
+    concurrency: quick
+      ? { shape: "stories15M", quant: "q8_0", streams: [1, 4, 8], promptTokens: 8, decodeTokens: 16 }
+      : { shape: "stories42M", quant: "q8_0", streams: [1, 2, 4, 8, 16, 32], promptTokens: 16, decodeTokens: 48 },
     log,
   };
 }
@@ -119,6 +125,8 @@ export interface BenchResult {
   models: ModelResult[];
   /** Decode ratios measured turn about (the q4_0 / q8_0 target on stories110M). */
   pairs: PairedDecode[];
+  /** Aggregate decode of N streams through the batched step engine. */
+  concurrency?: { model: string; points: ConcurrencyPoint[] };
   products: Array<ShapeComparison & { shape: ShapeName; label: string; count: number }>;
   bundle?: BundleSizes;
   bundleError?: string;
@@ -201,6 +209,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   keep.clear();
 
+  let concurrency: BenchResult["concurrency"];
+  {
+    const { shape, quant } = o.concurrency;
+    o.log(`${shape} ${quant}: ${o.concurrency.streams.join(", ")} streams at once through the batched step engine`);
+    const built = await ensureBuilt(shape, quant, o.tokenizer);
+    concurrency = { model: modelId(shape, quant), points: await concurrencyCurve(built, tokenizerFile, o.concurrency) };
+  }
+
   const products: BenchResult["products"] = [];
   if (o.ort) {
     for (const shape of o.shapes) {
@@ -278,6 +294,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     roofline,
     models,
     pairs,
+    concurrency,
     products,
     bundle,
     bundleError,
