@@ -23,6 +23,8 @@ export class ModelRegistry {
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   /** Memory promised to loads in progress, so two loads at once cannot both take the room. */
   private reserved = 0;
+  /** Requests between resolving a model and pinning it, per manifest: such a model is never evicted. */
+  private readonly wanted = new Map<string, number>();
   private clock = 0;
 
   constructor(
@@ -43,21 +45,32 @@ export class ModelRegistry {
 
   /**
    * The live version of model `id`, loaded if needed. The model counts as in use (never
-   * unloaded) until the lease is released, which a streaming response does when it ends.
+   * unloaded) until the lease is released, which the engine does when the generation ends.
    */
   async acquire(kv: KVNamespace, id: string, pointerKey?: string): Promise<ModelLease> {
     const manifestSha = await resolveModelPointer(kv, id, pointerKey);
-    const model = await this.get(kv, id, manifestSha);
-    const entry = this.loaded.get(manifestSha);
-    if (entry) {
+    // Wanted from here until pinned: a load finishing for this request must not be evicted by
+    // another request's makeRoom in between (that would hand out a model the registry no longer
+    // counts, and load it twice).
+    this.wanted.set(manifestSha, (this.wanted.get(manifestSha) ?? 0) + 1);
+    let entry: Entry | undefined;
+    try {
+      const model = await this.get(kv, id, manifestSha);
+      entry = this.loaded.get(manifestSha);
+      if (!entry || entry.model !== model) throw new Error(`model '${id}' was unloaded while it was wanted`);
       entry.active++;
       entry.lastUsed = ++this.clock;
+    } finally {
+      const left = this.wanted.get(manifestSha)! - 1;
+      if (left === 0) this.wanted.delete(manifestSha);
+      else this.wanted.set(manifestSha, left);
     }
+    const pinned = entry;
     let released = false;
     return {
-      model,
+      model: pinned.model,
       release: () => {
-        if (!released && entry) entry.active--;
+        if (!released) pinned.active--;
         released = true;
       },
     };
@@ -100,7 +113,7 @@ export class ModelRegistry {
 
   /** Unloads idle models, least recently used first, until `bytes` more fit. */
   private makeRoom(bytes: number, id: string): void {
-    const idle = [...this.loaded.entries()].filter(([, e]) => e.active === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    const idle = [...this.loaded.entries()].filter(([sha, e]) => e.active === 0 && !this.wanted.has(sha)).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
     while (this.memoryInUse + this.reserved + bytes > this.budgetBytes) {
       const victim = idle.shift();
       if (!victim) {

@@ -5,6 +5,7 @@
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/app";
+import { kvKeys } from "../../functions/model/manifest";
 import { models } from "../../functions/index";
 import kernelsModule from "../../kernels/build/kernels.wasm";
 import { Llama2cTokenizer } from "../../functions/runtime/tokenizer/llama2c";
@@ -114,5 +115,35 @@ describe("one isolate, several customers' models", () => {
     const res = await tiny.request("/v1/completions", { method: "POST", headers: { "content-type": "application/json", ...auth(tenants.keys.acme.current) }, body: JSON.stringify({ model: "story", prompt: "Once", max_tokens: 2 }) }, testEnv);
     expect(res.status).toBe(503);
     expect(((await res.json()) as any).error.code).toBe("model_too_large");
+  });
+});
+
+describe("the registry's lease", () => {
+  it("a model another request's load would evict between its lookup and its pin stays loaded and counted", async () => {
+    const story = JSON.parse((await testEnv.MODELS.get(`manifests/${tenants.story.v1}`))!).memory.total as number;
+    const { models: registry } = createApp(kernelsModule, { budgetBytes: Math.ceil(story * 1.5) });
+    const pointer = kvKeys.customerModelPointer("acme", "story");
+    // Loaded once and idle: the only candidate for eviction.
+    (await registry.acquire(testEnv.MODELS, "story", pointer)).release();
+    // The window: the model is found, and before this request pins it another request's load
+    // makes room (what a load finishing in the same turn of the event loop does).
+    const r = registry as unknown as { get: (...a: unknown[]) => Promise<unknown>; makeRoom: (bytes: number, id: string) => void };
+    const get = r.get.bind(registry);
+    let evictions = 0;
+    r.get = async (...args) => {
+      const model = await get(...args);
+      try {
+        r.makeRoom(story, "other");
+      } catch {
+        evictions--; // nothing could be evicted: the wanted model was protected
+      }
+      evictions++;
+      return model;
+    };
+    const lease = await registry.acquire(testEnv.MODELS, "story", pointer);
+    expect(evictions).toBe(0);
+    expect(registry.loadedModels.map((m) => m.id)).toEqual(["story"]);
+    expect(registry.memoryInUse).toBe(lease.model.memoryBytes);
+    lease.release();
   });
 });
