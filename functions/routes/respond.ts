@@ -70,7 +70,7 @@ export function sseResponse(
       };
       try {
         events.start(emit);
-        const run = readSequence(engine, seq, abort.signal);
+        const run = readSequence(engine, seq, abort.signal, true);
         let step = await run.next();
         while (!step.done) {
           events.step(emit, step.value);

@@ -109,6 +109,8 @@ export interface ColdStartOptions {
   fullContext: boolean;
   /** Warm requests after the cold one (median). */
   warmReps: number;
+  /** Also measure decode speed of one stream through the API, and time to first token alone and beside 8 long generations. */
+  api?: boolean;
   startTimeoutMs: number;
 }
 
@@ -134,6 +136,49 @@ export interface ColdStartResult {
   fullContextTokens: number | null;
   fullContextMs: number | null;
   workerdProcesses: number;
+  /** One greedy stream through the API: tokens/s from its first token to its last (32-token prompt, as in process). */
+  apiDecodeTokensPerSecond?: number;
+  /** Time to the first streamed token of a short request: alone, and while 8 long generations run (medians). */
+  ttft?: { aloneMs: number; underLoadMs: number; longRequests: number };
+}
+
+/** Streams a completion; returns when its first token arrived and when it ended, and how many tokens it had. */
+async function streamTimes(url: string, body: Record<string, unknown>): Promise<{ firstMs: number; endMs: number; tokens: number }> {
+  const t = performance.now();
+  const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, stream: true, return_token_ids: true }) });
+  if (!res.ok) throw new Error(`streamed completion answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let firstMs = -1;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (firstMs < 0 && /"token_ids":\[\d/.test(text)) firstMs = performance.now() - t;
+  }
+  const tokens = (text.match(/"token_ids":\[\d+\]/g) ?? []).length;
+  return { firstMs, endMs: performance.now() - t, tokens };
+}
+
+async function measureApi(url: string, id: string, seqLen: number, vocab: number): Promise<Pick<ColdStartResult, "apiDecodeTokensPerSecond" | "ttft">> {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const decodeTokens = Math.min(160, seqLen - 40);
+  const rates: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await streamTimes(url, { model: id, prompt: benchPrompt(32, vocab), max_tokens: decodeTokens, temperature: 0, stop: null });
+    rates.push((1000 * (r.tokens - 1)) / (r.endMs - r.firstMs));
+  }
+  const short = { model: id, prompt: benchPrompt(8, vocab), max_tokens: 4, temperature: 0 };
+  const alone: number[] = [];
+  for (let i = 0; i < 5; i++) alone.push((await streamTimes(url, short)).firstMs);
+  const longRequests = 8;
+  const long = Array.from({ length: longRequests }, (_, i) => streamTimes(url, { model: id, prompt: benchPrompt(16 + i, vocab), max_tokens: Math.min(200, seqLen - 40), temperature: 0.8, seed: i }));
+  await new Promise((r) => setTimeout(r, 50));
+  const underLoad: number[] = [];
+  for (let i = 0; i < 5; i++) underLoad.push((await streamTimes(url, short)).firstMs);
+  await Promise.all(long);
+  return { apiDecodeTokensPerSecond: median(rates), ttft: { aloneMs: median(alone), underLoadMs: median(underLoad), longRequests } };
 }
 
 /** Start wrangler dev on the state, time the cold request, stop. Throws with the log on failure. */
@@ -219,7 +264,9 @@ export async function measureColdStart(id: string, seqLen: number, vocab: number
       fullTokens = full.json.usage?.total_tokens ?? null;
     }
     const hwmGrowth = sampler.hwm() - hwm0;
+    const api = o.api ? await measureApi(url, id, seqLen, vocab) : {};
     return {
+      ...api,
       id,
       serverStartMs,
       coldMs: cold.ms,

@@ -126,6 +126,25 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
     }
   }
   {
+    const name = "one stream through the API (wrangler dev) >= 90% of its in-process decode tokens/s (stories15M q8_0)";
+    const m = model("stories15M", "q8_0");
+    const api = m?.coldStart?.apiDecodeTokensPerSecond;
+    if (!m?.inProcess || !api) out.push(skip(name, "not measured"));
+    else {
+      const ratio = api / m.inProcess.decodeTokensPerSecond;
+      out.push(verdict(name, ratio >= 0.9, `${f1(api)} tok/s streamed through workerd / ${f1(m.inProcess.decodeTokensPerSecond)} tok/s in process = ${f1(100 * ratio)}%`));
+    }
+  }
+  {
+    const name = "time to first token of a short request beside 8 long generations <= 2x alone (stories15M q8_0, wrangler dev)";
+    const t = model("stories15M", "q8_0")?.coldStart?.ttft;
+    if (!t) out.push(skip(name, "not measured"));
+    else {
+      const ratio = t.underLoadMs / t.aloneMs;
+      out.push(verdict(name, ratio <= 2, `${f1(t.underLoadMs)} ms beside ${t.longRequests} long generations / ${f1(t.aloneMs)} ms alone = ${ratio.toFixed(2)}x`));
+    }
+  }
+  {
     const name = "Worker bundle < 300 KB gzip incl. kernels";
     if (!r.bundle) out.push(skip(name, "not measured"));
     else {
