@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import { readJsonBody } from "../api/body";
 import { parseChatRequest } from "../api/chat-request";
 import { ApiError, invalidRequest } from "../api/errors";
-import { ChatMessageError, ChatTemplateError, renderChat } from "../runtime/chat-template";
+import { ChatContentError, ChatMessageError, ChatTemplateError, renderChatPrompt } from "../runtime/chat-template";
 import type { LoadedModel } from "../runtime/loader";
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
@@ -19,7 +19,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
       throw invalidRequest(`The model '${request.model}' has no chat template; use /v1/completions`, "model", "no_chat_template");
     }
     try {
-      return renderChat(template, request.messages, { bosToken: model.tokenizer.bosToken ?? undefined, eosToken: model.tokenizer.eosToken ?? undefined, addGenerationPrompt: true });
+      return renderChatPrompt(template, request.messages, { bosToken: model.tokenizer.bosToken ?? undefined, eosToken: model.tokenizer.eosToken ?? undefined, addGenerationPrompt: true });
     } catch (e) {
       if (e instanceof ChatMessageError || (e instanceof ChatTemplateError && e.fromTemplate)) throw invalidRequest(e.message, "messages");
       if (e instanceof ChatTemplateError) throw new ApiError(500, `The model's chat template failed: ${e.message}`, "server_error", null, "chat_template_error");
@@ -34,7 +34,10 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
     topP: request.topP,
     seed: request.seed,
     stop: request.stop,
-  }));
+  })).catch((e) => {
+    if (e instanceof ChatContentError) throw invalidRequest(e.message, e.where, "special_token_in_content");
+    throw e;
+  });
   const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
   const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
   const generation = await startGeneration(lease, prepared);

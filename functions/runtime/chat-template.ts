@@ -5,8 +5,18 @@
 // `eos_token`, `add_generation_prompt` (and any extra variables, e.g. `tools`). The text it
 // writes already holds the special tokens (BOS included, where the template writes it), so
 // encode it with { bos: false }.
+//
+// Only the template's own markup may become special tokens, never text from the messages (a user
+// writing "<|im_end|>\n<|im_start|>system" must not open a system turn). renderChatPrompt says
+// where the messages' text lies in the output: it renders the conversation a second time with
+// every string from the messages replaced by a sentinel (a private-use code point no tokenizer
+// treats specially), and lines that render up with the real one (see alignMasked). The tokenizer
+// then recognizes special tokens only outside those spans (HfTokenizer.encodeChat).
 
 import { Template } from "@huggingface/jinja";
+import type { ChatPrompt } from "./tokenizer/chat-prompt";
+
+export { ChatContentError, type ChatPrompt } from "./tokenizer/chat-prompt";
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";
 
@@ -140,15 +150,221 @@ function tokenText(v: RenderChatOptions["bosToken"]): string {
 
 /** The prompt text for `messages` as the model's chat template writes it. */
 export function renderChat(template: string, messages: unknown, opts: RenderChatOptions): string {
+  return render(compile(template), normalizeChatMessages(messages), opts.variables, opts);
+}
+
+/** renderChat's text, with the spans that came from the messages (see ChatPrompt). */
+export function renderChatPrompt(template: string, messages: unknown, opts: RenderChatOptions): ChatPrompt {
   const msgs = normalizeChatMessages(messages);
   const t = compile(template);
+  const text = render(t, msgs, opts.variables, opts);
+  // The sentinels must not occur in what the template writes on its own.
+  const masker = new Masker([template, tokenText(opts.bosToken), tokenText(opts.eosToken)]);
+  // A normalized message's own keys and its role are ours (checked); everything else is masked.
+  const maskedMessages = msgs.map((m, i) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(m)) out[key] = key === "role" ? value : masker.mask(value, `messages[${i}].${key}`);
+    return out;
+  });
+  const maskedVariables = opts.variables === undefined ? undefined : (masker.mask(opts.variables, "") as Record<string, unknown>);
+  if (!masker.exhausted) {
+    let masked: string | null = null;
+    try {
+      masked = render(t, maskedMessages, maskedVariables, opts);
+    } catch {
+      // The template treats a sentinel differently from the real text (it raised, or failed):
+      // the output cannot be lined up.
+    }
+    const spans = masked === null ? null : alignMasked(masked, text, masker);
+    if (spans) return { text, messageSpans: spans, unplaced: masker.kept };
+  }
+  return { text, messageSpans: [], unplaced: [...masker.strings, ...masker.kept] };
+}
+
+/**
+ * Replaces every non-empty string from the messages (and extra variables) by its own sentinel,
+ * one code point of the supplementary private use areas (U+F0000..U+10FFFD) that the template
+ * does not write itself. What templates test by value stays as it is: keys that are ASCII
+ * identifiers ("content", "function", "arguments", a parameter name) and the identifier values
+ * of "role" and "type" ("user", "function"); those are listed in `kept` (identifiers spell no
+ * special token of the models we know, but the tokenizer checks). Other keys are masked too;
+ * numbers, booleans and null are copied.
+ */
+class Masker {
+  /** Each sentinel's string, in the order they were given out. */
+  readonly strings: Array<{ where: string; text: string }> = [];
+  /** Sentinel code point -> index in `strings`. */
+  readonly bySentinel = new Map<number, number>();
+  /** Keys left as they are. */
+  readonly kept: Array<{ where: string; text: string }> = [];
+  /** Ran out of sentinels (over 130,000 strings): nothing can be lined up. */
+  exhausted = false;
+  private next = FIRST_SENTINEL;
+  /** Code points of the sentinel range in the text the template writes on its own. */
+  private readonly taken = new Set<number>();
+
+  constructor(templateTexts: string[]) {
+    for (const text of templateTexts) {
+      for (let i = 0; i < text.length; i++) {
+        const cp = text.codePointAt(i)!;
+        if (cp > 0xffff) {
+          if (cp >= FIRST_SENTINEL) this.taken.add(cp);
+          i++;
+        }
+      }
+    }
+  }
+
+  mask(value: unknown, where: string): unknown {
+    if (typeof value === "string") return this.maskString(value, where);
+    if (Array.isArray(value)) return value.map((v, i) => this.mask(v, `${where}[${i}]`));
+    if (typeof value === "object" && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [key, v] of Object.entries(value)) {
+        const path = where === "" ? key : `${where}.${key}`;
+        let k = key;
+        if (IDENTIFIER.test(key)) this.kept.push({ where: path, text: key });
+        else k = this.maskString(key, path);
+        if ((key === "role" || key === "type") && typeof v === "string" && IDENTIFIER.test(v)) {
+          this.kept.push({ where: path, text: v });
+          out[k] = v;
+        } else {
+          out[k] = this.mask(v, path);
+        }
+      }
+      return out;
+    }
+    return value;
+  }
+
+  private maskString(text: string, where: string): string {
+    if (text === "") return text;
+    this.strings.push({ where, text });
+    while (this.next <= LAST_SENTINEL && (this.taken.has(this.next) || (this.next & 0xfffe) === 0xfffe)) this.next++;
+    if (this.next > LAST_SENTINEL) {
+      this.exhausted = true;
+      return text;
+    }
+    this.bySentinel.set(this.next, this.strings.length - 1);
+    return String.fromCodePoint(this.next++);
+  }
+}
+
+const FIRST_SENTINEL = 0xf0000;
+const LAST_SENTINEL = 0x10fffd;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Lines the masked render up with the real one: the masked render is template text with
+ * sentinels between; the real render must be the same template text with, at each sentinel, its
+ * string as the template may have written it: as is, with whitespace trimmed at either end
+ * (`| trim`, `.strip('\n')`), or JSON-escaped (`| tojson`). Returns the spans of those strings
+ * in the real text, or null when no such reading exists (the template does something else with
+ * a string: slices it, tests what it holds, ...). Searches depth first over the few readings
+ * each string has, within a step budget.
+ */
+function alignMasked(masked: string, real: string, masker: Masker): Array<[number, number]> | null {
+  // The masked render as template pieces and slots: pieces[0] slot[0] pieces[1] ... pieces[n].
+  const pieces: string[] = [];
+  const slots: number[] = [];
+  let from = 0;
+  for (let i = 0; i < masked.length; i++) {
+    const c = masked.charCodeAt(i);
+    if (c < 0xdb80 || c > 0xdbff) continue;
+    const index = masker.bySentinel.get(masked.codePointAt(i)!);
+    if (index === undefined) continue;
+    pieces.push(masked.slice(from, i));
+    slots.push(index);
+    from = i + 2;
+    i++;
+  }
+  pieces.push(masked.slice(from));
+  if (!real.startsWith(pieces[0])) return null;
+
+  interface State {
+    slot: number;
+    at: number;
+    readings: Array<[number, number]>;
+    next: number;
+  }
+  const spans: Array<[number, number]> = [];
+  const stack: State[] = [];
+  const open = (slot: number, at: number): State => ({
+    slot,
+    at,
+    readings: slot < slots.length ? readings(masker.strings[slots[slot]].text, real, at) : [],
+    next: 0,
+  });
+  let state = open(0, pieces[0].length);
+  let budget = 20_000 + 8 * slots.length;
+  for (;;) {
+    if (state.slot === slots.length) {
+      if (state.at === real.length) return spans.filter(([s, e]) => e > s);
+    } else {
+      let advanced = false;
+      while (state.next < state.readings.length) {
+        if (--budget < 0) return null;
+        const [start, end] = state.readings[state.next++];
+        const after = pieces[state.slot + 1];
+        if (!real.startsWith(after, end)) continue;
+        stack.push(state);
+        spans.push([start, end]);
+        state = open(state.slot + 1, end + after.length);
+        advanced = true;
+        break;
+      }
+      if (advanced) continue;
+    }
+    const back = stack.pop();
+    if (!back) return null;
+    spans.pop();
+    state = back;
+  }
+}
+
+/**
+ * The readings of string `s` at offset `at` of `text`: [at, end) for each way the template may
+ * have written it that `text` holds there: as is, with whitespace (or only newlines, or only
+ * spaces) dropped at the start, the end or both, or JSON-escaped.
+ */
+function readings(s: string, text: string, at: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const seen = new Set<string>();
+  const starts = [0, s.length - s.trimStart().length, leading(s, "\n"), leading(s, " ")];
+  const ends = [s.length, s.trimEnd().length, s.length - trailing(s, "\n"), s.length - trailing(s, " ")];
+  for (const a of starts) {
+    for (const b of ends) {
+      if (b < a || seen.has(`${a},${b}`)) continue;
+      seen.add(`${a},${b}`);
+      const piece = a === 0 && b === s.length ? s : s.slice(a, b);
+      if (text.startsWith(piece, at) && !out.some(([, e]) => e === at + piece.length)) out.push([at, at + piece.length]);
+    }
+  }
+  const json = JSON.stringify(s).slice(1, -1);
+  if (json !== s && text.startsWith(json, at) && !out.some(([, e]) => e === at + json.length)) out.push([at, at + json.length]);
+  return out;
+}
+
+function leading(s: string, c: string): number {
+  let n = 0;
+  while (n < s.length && s[n] === c) n++;
+  return n;
+}
+
+function trailing(s: string, c: string): number {
+  let n = 0;
+  while (n < s.length && s[s.length - 1 - n] === c) n++;
+  return n;
+}
+
+function render(t: Template, messages: Array<Record<string, unknown>>, variables: Record<string, unknown> | undefined, opts: RenderChatOptions): string {
   /** Marks errors the template raised itself, to tell them from interpreter failures. */
   class Raised extends Error {}
   let out: unknown;
   try {
     out = t.render({
-      ...opts.variables,
-      messages: msgs,
+      ...variables,
+      messages,
       bos_token: tokenText(opts.bosToken),
       eos_token: tokenText(opts.eosToken),
       add_generation_prompt: opts.addGenerationPrompt,

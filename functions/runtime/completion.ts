@@ -4,9 +4,11 @@
 import type { GenerationParams } from "./engine";
 import { ContextLengthError } from "./errors";
 import type { LoadedModel } from "./loader";
+import type { ChatPrompt } from "./tokenizer/chat-prompt";
 
 export interface CompletionInput {
-  prompt: string | number[];
+  /** Text (encoded as given, special tokens included), token ids, or a rendered chat. */
+  prompt: string | number[] | ChatPrompt;
   /** The prompt is a rendered chat: its text already holds the special tokens it needs. */
   chat?: boolean;
   maxTokens: number | null;
@@ -31,6 +33,9 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
   let promptIds: number[];
   if (typeof input.prompt === "string") {
     promptIds = loaded.tokenizer.encode(input.prompt, { bos: !input.chat });
+  } else if (!Array.isArray(input.prompt)) {
+    // Special tokens only from the template's markup, never from message text.
+    promptIds = loaded.tokenizer.encodeChat(input.prompt);
   } else {
     promptIds = input.prompt;
     const bad = promptIds.find((id) => id >= config.vocabSize);

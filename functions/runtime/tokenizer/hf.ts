@@ -9,7 +9,8 @@
 // The build decides which tokens stop a generation, which token is BOS and whether prompts
 // start with it; the runtime only follows the bundle.
 
-import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
+import { Tokenizer as HfLibTokenizer, type AddedToken } from "@huggingface/tokenizers";
+import { ChatContentError, type ChatPrompt } from "./chat-prompt";
 import type { TextStreamDecoder, Tokenizer } from "./index";
 
 export const HF_TOKENIZER_FORMAT = "edgeinfer/hf-tokenizer";
@@ -93,6 +94,10 @@ export class HfTokenizer implements Tokenizer {
   private readonly lib: HfLibTokenizer;
   /** id -> token string; holes are ids without a token. */
   private readonly vocab: readonly (string | undefined)[];
+  /** Added tokens and where they are split out of a text, for chat prompts (see encodeChat). */
+  private readonly added: AddedTokenText;
+  private readonly removeSpace: boolean;
+  private readonly lowercaseAndRemoveAccents: boolean;
 
   /** Takes the bundle over: the parsed vocabulary and merges in it are released once loaded. */
   constructor(bundle: HfTokenizerBundle) {
@@ -109,6 +114,9 @@ export class HfTokenizer implements Tokenizer {
     const special = new Set<number>();
     for (const [id, t] of this.lib.get_added_tokens_decoder()) if (t.special) special.add(id);
     this.specialIds = special;
+    this.added = new AddedTokenText([...this.lib.get_added_tokens_decoder().values()], this.lib.normalizer, bundle.config);
+    this.removeSpace = bundle.config.remove_space === true;
+    this.lowercaseAndRemoveAccents = bundle.config.do_lowercase_and_remove_accent === true;
 
     for (const id of [...bundle.eosTokenIds, ...(bundle.bosTokenId === null ? [] : [bundle.bosTokenId])]) {
       if (this.tokenOf(id) === undefined) throw new Error(`hf tokenizer bundle names token ${id}, which the tokenizer does not have`);
@@ -144,6 +152,83 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /**
+   * A rendered chat to ids. Special tokens come only from the template's own markup: text from
+   * the messages (prompt.messageSpans) is encoded as ordinary text, so "<|im_start|>" written in
+   * a message becomes the ordinary tokens that spell it ("<|", "im", "_start", "|>"), as OpenAI's
+   * servers do. A conversation whose messages spell no special token gets exactly encode(text)'s
+   * ids, Hugging Face's apply_chat_template + encode. Non-special added tokens (Qwen's
+   * <tool_call>, <think>) are the model's vocabulary for text it reads and writes, and stay as
+   * Hugging Face encodes them. Throws ChatContentError when a string the spans do not cover
+   * (prompt.unplaced) spells a special token.
+   */
+  encodeChat(prompt: ChatPrompt): number[] {
+    for (const { where, text } of prompt.unplaced) {
+      const token = this.added.specialTokenIn(text);
+      if (token !== null) {
+        throw new ChatContentError(
+          `${where} holds the special token ${JSON.stringify(token)}; this model's chat template rewrites message text in a way that ` +
+            "cannot be told apart from its own markup, so the request is refused rather than letting message text become a control token",
+          where,
+        );
+      }
+    }
+    const { text, messageSpans: spans } = prompt;
+    if (spans.length === 0 || !this.added.specialTokenInSpans(text, spans)) return this.encode(text, { bos: false });
+    return this.encodeOutsideSpans(text, spans);
+  }
+
+  /**
+   * @internal `text` encoded as the library's encode does it, except that a special token that
+   * overlaps a span is not split out: special-token text there is ordinary text. With no
+   * spans this is encode(text, { bos: false }), step for step: split out added tokens, apply
+   * their lstrip/rstrip, normalize each ordinary section, split out normalized added tokens,
+   * pre-tokenize (with the section's index, which Metaspace's "first" scheme reads) and run the
+   * model. Ordinary text on both sides of a span is one section, as in the plain encode.
+   */
+  encodeOutsideSpans(text: string, spans: ReadonlyArray<readonly [number, number]>): number[] {
+    if (this.lowercaseAndRemoveAccents) {
+      throw new ChatContentError("messages spell special tokens, and this tokenizer lowercases text in a way this server does not mirror", "messages");
+    }
+    const sections = this.added.sections(text, spans);
+    stripAround(sections);
+    sections.forEach((section, i) => (sections[i] = this.added.asToken(section)));
+    const ids: number[] = [];
+    const lib = this.lib;
+    sections.forEach((section, sectionIndex) => {
+      if (section.text.length === 0) return;
+      if (section.token) {
+        ids.push(section.token.id);
+        return;
+      }
+      let t = section.text;
+      if (this.removeSpace) t = t.trim().split(/\s+/).join(" ");
+      if (lib.normalizer) t = lib.normalizer(t);
+      if (t.length === 0) return;
+      const subsections = this.added.normalizedSections(t, section.fromMessages);
+      stripAround(subsections);
+      subsections.forEach((sub, i) => (subsections[i] = this.added.asToken(sub)));
+      for (const sub of subsections) {
+        if (sub.text.length === 0) continue;
+        if (sub.token) {
+          ids.push(sub.token.id);
+          continue;
+        }
+        const pieces = lib.pre_tokenizer ? lib.pre_tokenizer(sub.text, { section_index: sectionIndex }) : [sub.text];
+        for (const token of lib.model!(pieces)) {
+          const id = this.added.byText.get(token)?.id ?? lib.token_to_id(token) ?? lib.model!.unk_token_id;
+          if (id === undefined) throw new Error(`hf tokenizer has no id for token ${JSON.stringify(token)}`);
+          // Message text must not become a special token some other way either (a merge that spells one).
+          if (sub.fromMessages && this.added.specialIds.has(id)) {
+            throw new ChatContentError("message text encodes to a special token of this model even as ordinary text; the request is refused", "messages");
+          }
+          ids.push(id);
+        }
+      }
+    });
+    return ids;
+  }
+
+  /**
    * Text of `ids` as it continues after token `prev` (none: the start of a text). Special tokens
    * are skipped; ids without a token (padding rows of the embedding) decode to nothing, as in
    * Hugging Face's tokenizers; no clean-up of spaces. Decoders that treat the first token
@@ -171,6 +256,204 @@ export class HfTokenizer implements Tokenizer {
   /** @internal */
   checkId(id: number): void {
     if (!Number.isInteger(id) || id < 0) throw new RangeError(`token id ${id} is not a token id`);
+  }
+}
+
+/** A piece of text to encode: ordinary text, or an added token split out of it. */
+interface Section {
+  text: string;
+  token: AddedToken | null;
+  /** Ordinary text that holds text from the messages. */
+  fromMessages: boolean;
+}
+
+/** An added token's lstrip / rstrip trims the ordinary text beside it, as the library does. */
+function stripAround(sections: Section[]): void {
+  sections.forEach((section, i) => {
+    if (!section.token) return;
+    if (section.token.lstrip && i > 0) sections[i - 1].text = sections[i - 1].text.trimEnd();
+    if (section.token.rstrip && i < sections.length - 1) sections[i + 1].text = sections[i + 1].text.trimStart();
+  });
+}
+
+/**
+ * Finds added tokens in text exactly where @huggingface/tokenizers splits them out (its
+ * DictionarySplitter: at each position the longest token starting there, left to right), with
+ * their offsets, which the library does not give. Special tokens: added tokens marked special,
+ * and those tokenizer_config.json names (bos/eos/unk/sep/pad/cls/mask_token,
+ * additional_special_tokens), as Hugging Face's all_special_tokens.
+ */
+class AddedTokenText {
+  /** Added tokens by content, and by normalized content for normalized ones (the library's added_tokens_map). */
+  readonly byText = new Map<string, AddedToken>();
+  readonly specialIds = new Set<number>();
+  private readonly all: TokenTrie;
+  private readonly allNormalized: TokenTrie;
+  private readonly ordinaryNormalized: TokenTrie;
+  private readonly special: TokenTrie;
+  private readonly specialNormalized: TokenTrie;
+
+  constructor(
+    tokens: AddedToken[],
+    private readonly normalizer: ((text: string) => string) | null,
+    config: Record<string, unknown>,
+  ) {
+    const named = new Set<string>();
+    for (const key of ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]) {
+      const content = tokenContent(config[key]);
+      if (content !== null) named.add(content);
+    }
+    if (Array.isArray(config.additional_special_tokens)) {
+      for (const t of config.additional_special_tokens) {
+        const content = tokenContent(t);
+        if (content !== null) named.add(content);
+      }
+    }
+    const lists = { all: [] as string[], allNormalized: [] as string[], special: [] as string[], specialNormalized: [] as string[] };
+    const ordinaryNormalized: string[] = [];
+    for (const token of tokens) {
+      const isSpecial = token.special || named.has(token.content);
+      if (isSpecial) this.specialIds.add(token.id);
+      this.byText.set(token.content, token);
+      // As the library: a normalized token is split out after normalization, under its normalized text.
+      if (token.normalized && normalizer !== null) {
+        const text = normalizer(token.content);
+        this.byText.set(text, token);
+        lists.allNormalized.push(text);
+        (isSpecial ? lists.specialNormalized : ordinaryNormalized).push(text);
+      } else {
+        lists.all.push(token.content);
+        if (isSpecial) lists.special.push(token.content);
+      }
+    }
+    this.all = new TokenTrie(lists.all);
+    this.allNormalized = new TokenTrie(lists.allNormalized);
+    this.ordinaryNormalized = new TokenTrie(ordinaryNormalized);
+    this.special = new TokenTrie(lists.special);
+    this.specialNormalized = new TokenTrie(lists.specialNormalized);
+  }
+
+  /** The first special token `text` spells (as written, or once normalized), or null. */
+  specialTokenIn(text: string): string | null {
+    const found = this.special.matches(text)[0];
+    if (found) return found[2];
+    if (this.specialNormalized.empty || this.normalizer === null) return null;
+    return this.specialNormalized.matches(this.normalizer(text))[0]?.[2] ?? null;
+  }
+
+  /**
+   * Whether the plain encode of `text` would split out a special token that overlaps a span, or
+   * normalize ordinary text overlapping a span into text that spells one.
+   */
+  specialTokenInSpans(text: string, spans: ReadonlyArray<readonly [number, number]>): boolean {
+    let at = 0;
+    const overlaps = (start: number, end: number) => overlapsAny(spans, start, end);
+    for (const [start, end, word] of this.all.matches(text)) {
+      if (this.specialIds.has(this.byText.get(word)!.id) && overlaps(start, end)) return true;
+      if (start > at && overlaps(at, start) && this.normalizesToSpecial(text.slice(at, start))) return true;
+      at = end;
+    }
+    return at < text.length && overlaps(at, text.length) && this.normalizesToSpecial(text.slice(at));
+  }
+
+  private normalizesToSpecial(text: string): boolean {
+    return !this.specialNormalized.empty && this.normalizer !== null && this.specialNormalized.matches(this.normalizer(text)).length > 0;
+  }
+
+  /**
+   * `text` as sections, split as the library splits it except that a special token overlapping
+   * a span is not split out (it is ordinary text there); ordinary text is joined across span edges.
+   */
+  sections(text: string, spans: ReadonlyArray<readonly [number, number]>): Section[] {
+    const out: Section[] = [];
+    const inSpans = (start: number, end: number) => overlapsAny(spans, start, end);
+    const allowed = (word: string, start: number) => !(this.specialIds.has(this.byText.get(word)!.id) && inSpans(start, start + word.length));
+    let at = 0;
+    for (const [start, end, word] of this.all.matches(text, allowed)) {
+      if (start > at) out.push({ text: text.slice(at, start), token: null, fromMessages: inSpans(at, start) });
+      out.push({ text: word, token: this.byText.get(word)!, fromMessages: false });
+      at = end;
+    }
+    if (at < text.length) out.push({ text: text.slice(at), token: null, fromMessages: inSpans(at, text.length) });
+    return out.map((s) => this.asToken(s));
+  }
+
+  /** As the library: ordinary text that is exactly an added token's text is that token (unless it is special text from the messages). */
+  asToken(section: Section): Section {
+    const token = section.token ? undefined : this.byText.get(section.text);
+    if (!token || (section.fromMessages && this.specialIds.has(token.id))) return section;
+    return { text: section.text, token, fromMessages: false };
+  }
+
+  /** Normalized ordinary text as sections: normalized added tokens split out (only non-special ones in text from the messages). */
+  normalizedSections(text: string, fromMessages: boolean): Section[] {
+    const out: Section[] = [];
+    let at = 0;
+    for (const [s, e, word] of (fromMessages ? this.ordinaryNormalized : this.allNormalized).matches(text)) {
+      if (s > at) out.push({ text: text.slice(at, s), token: null, fromMessages });
+      out.push({ text: word, token: this.byText.get(word)!, fromMessages: false });
+      at = e;
+    }
+    if (at < text.length) out.push({ text: text.slice(at), token: null, fromMessages });
+    return out.map((s) => this.asToken(s));
+  }
+}
+
+/** Whether [start, end) overlaps one of `spans` (ascending, disjoint). */
+function overlapsAny(spans: ReadonlyArray<readonly [number, number]>, start: number, end: number): boolean {
+  // The first span that ends after `start`.
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (spans[mid][1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < spans.length && spans[lo][0] < end && start < end;
+}
+
+interface TrieNode {
+  next: Map<string, TrieNode>;
+  word?: string;
+}
+
+/** The library's DictionarySplitter, with offsets: [start, end, word] of each match, in order. */
+class TokenTrie {
+  private readonly root: TrieNode = { next: new Map() };
+  readonly empty: boolean;
+
+  constructor(words: string[]) {
+    this.empty = words.length === 0;
+    for (const word of words) {
+      let node = this.root;
+      for (let k = 0; k < word.length; k++) {
+        let child = node.next.get(word[k]);
+        if (!child) node.next.set(word[k], (child = { next: new Map() }));
+        node = child;
+      }
+      node.word = word;
+    }
+  }
+
+  /** `allowed(word, start)` may turn a match down: the longest allowed one at a position is taken. */
+  matches(text: string, allowed?: (word: string, start: number) => boolean): Array<[number, number, string]> {
+    const out: Array<[number, number, string]> = [];
+    if (this.empty) return out;
+    let i = 0;
+    while (i < text.length) {
+      let node: TrieNode | undefined = this.root;
+      let match: string | undefined;
+      for (let j = i; j < text.length && (node = node.next.get(text[j])); j++) {
+        if (node.word !== undefined && (!allowed || allowed(node.word, i))) match = node.word;
+      }
+      if (match !== undefined && match.length > 0) {
+        out.push([i, i + match.length, match]);
+        i += match.length;
+      } else {
+        i++;
+      }
+    }
+    return out;
   }
 }
 

@@ -2,6 +2,7 @@
 // tokenizer.bin, Hugging Face's tokenizer.json) adapts to this; the manifest says which.
 
 import type { TokenizerKind } from "../../model/manifest";
+import type { ChatPrompt } from "./chat-prompt";
 import { hfTokenizerFromBytes } from "./hf";
 import { Llama2cTokenizer, TokenTextDecoder } from "./llama2c";
 
@@ -18,8 +19,16 @@ export interface Tokenizer {
   readonly bosId: number | null;
   /** Tokens that end a generation: EOS, and end-of-turn tokens for chat models. */
   readonly stopIds: readonly number[];
-  /** Prompt text to ids; `bos` prepends the start token where the model uses one. */
+  /**
+   * Prompt text to ids; `bos` prepends the start token where the model uses one. Special tokens
+   * written in the text become their ids (a caller's raw prompt may hold them on purpose).
+   */
   encode(text: string, options: { bos: boolean }): number[];
+  /**
+   * A rendered chat to ids (no BOS added: the template writes it): special tokens only from the
+   * template's markup, never from message text. Throws ChatContentError when it cannot tell them apart.
+   */
+  encodeChat(prompt: ChatPrompt): number[];
   /** Ids that follow `prev` (the token before them) to text. */
   decode(ids: number[], prev?: number): string;
   /** Incremental decoding for streaming, starting after token `prev`. */
@@ -38,6 +47,10 @@ export function llama2cAsTokenizer(t: Llama2cTokenizer): Tokenizer {
     // llama2.c models delimit texts with BOS; run.c stops there. EOS ends them too.
     stopIds: [t.bosId, t.eosId],
     encode: (text, { bos }) => t.encode(text, { bos, eos: false }),
+    // llama2.c models have no chat template, so this is never asked; run.c's encoder would spell
+    // "<s>" with ordinary pieces anyway (it only merges pieces, and the vocabularies we know have
+    // no piece that merges into a control token).
+    encodeChat: (prompt) => t.encode(prompt.text, { bos: false, eos: false }),
     decode: (ids, prev = t.bosId) => t.decode(ids, prev),
     streamDecoder: (prev) => new TokenTextDecoder(t, prev),
     chatTemplate: null,
