@@ -20,7 +20,7 @@ const USAGE =
 
 export const DOCS_DIR = join(projectRoot, "docs", "bench");
 
-function defaultTokenizer(): string {
+export function defaultTokenizer(): string {
   const dirs = [process.env.EDGEINFER_MODEL_DIR, join(projectRoot, "..", "shared", "models")].filter((d): d is string => !!d);
   for (const d of dirs) if (existsSync(join(d, "llama2-tokenizer.bin"))) return join(d, "llama2-tokenizer.bin");
   throw new CliError(`no llama2-tokenizer.bin in ${dirs.join(" or ")}; pass --tokenizer <file> (llama2.c's tokenizer.bin, 32000 tokens)`);

@@ -2,9 +2,15 @@
 // a free loopback port), a bounded mixed workload from autocannon, every output checked.
 
 import { parseArgs } from "node:util";
+import { buildIntoLocalKv } from "../bench/coldstart";
+import { ensureCheckpoint, modelId } from "../bench/models";
 import { runLoadtest, type LoadtestReport } from "../loadtest/run";
 import { startServeProcess } from "../serve-process";
+import { defaultTokenizer } from "./bench";
 import { CliError, type Command } from "./command";
+
+/** Besides the default model, the full run loads a random-weight model of the stories15M shape at q8_0 (32,000-token vocabulary, 15M parameters). */
+const STORIES15M = modelId("stories15M", "q8_0");
 
 export const loadtestCommand: Command = {
   summary: "load-test the Worker under wrangler dev with a mixed workload, a share of streaming clients hanging up mid-stream (--quick for a short run, --disconnect-share 0..1)",
@@ -32,13 +38,23 @@ export const loadtestCommand: Command = {
       models: ["aidreams260K", "aidreams260K-q8_0", "aidreams260K-q4_0"],
       disconnects: Math.round(share * amount),
     };
-    const server = values.url ? null : await startServeProcess().catch((e: Error) => {
-      throw new CliError(e.message);
-    });
+    const withStories = !quick && !values.url;
+    const server = values.url
+      ? null
+      : await startServeProcess({
+          // the stories15M-shape model built into the server's local KV before it starts
+          prepare: withStories ? async (persistTo) => void (await buildIntoLocalKv(ensureCheckpoint("stories15M"), defaultTokenizer(), STORIES15M, "q8_0", persistTo)) : undefined,
+          timeoutMs: 300_000,
+        }).catch((e: Error) => {
+          throw new CliError(e.message);
+        });
     try {
-      const report = await runLoadtest({ url: values.url ?? server!.url, ...options });
-      print(report, options, values.json);
-      return failures(report) === 0 ? 0 : 1;
+      const url = values.url ?? server!.url;
+      const reports: Array<{ label: string; report: LoadtestReport }> = [];
+      reports.push({ label: "aidreams260K (f32, q8_0, q4_0)", report: await runLoadtest({ url, ...options }) });
+      if (withStories) reports.push({ label: `${STORIES15M} (random weights, stories15M shape)`, report: await runLoadtest({ url, ...options, models: [STORIES15M] }) });
+      for (const { label, report } of reports) print(label, report, options, values.json);
+      return reports.every((r) => failures(r.report) === 0) ? 0 : 1;
     } finally {
       await server?.stop();
     }
@@ -47,12 +63,12 @@ export const loadtestCommand: Command = {
 
 const failures = (r: LoadtestReport) => r.errors + r.non2xx + r.wrongOutputs + r.disconnects.leakedSlots;
 
-function print(r: LoadtestReport, o: { connections: number; amount: number }, json: boolean): void {
+function print(label: string, r: LoadtestReport, o: { connections: number; amount: number }, json: boolean): void {
   if (json) {
-    console.log(JSON.stringify({ ok: failures(r) === 0, ...o, ...r }));
+    console.log(JSON.stringify({ ok: failures(r) === 0, label, ...o, ...r }));
     return;
   }
-  console.log(`load test: ${r.requests} requests over ${o.connections} connections in ${r.durationSeconds.toFixed(1)} s`);
+  console.log(`load test, ${label}: ${r.requests} requests over ${o.connections} connections in ${r.durationSeconds.toFixed(1)} s`);
   console.log(`  requests/s        ${r.requestsPerSecond.toFixed(1)}`);
   console.log(`  latency ms        p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  max ${r.latencyMs.max}`);
   console.log(`  tokens/s          ${r.tokensPerSecond.toFixed(0)} (${r.completionTokens} completion tokens)`);
