@@ -57,6 +57,9 @@ export class BusyError extends ModelError {
   readonly retryAfterSeconds = RETRY_AFTER_SECONDS;
 }
 
+/** A request for more choices (n) than the model has KV caches. */
+export class GroupTooLargeError extends Error {}
+
 type State = "queued" | "running" | "finished";
 
 /** One generation inside the engine. Its reader takes `outbox` entries and checks `state`. */
@@ -73,6 +76,14 @@ export class Sequence {
   /** The sampled token still to be fed, at position promptIds.length + completionIds.length - 1. */
   pending = -1;
   readonly completionIds: number[] = [];
+  /**
+   * Choices of one request that share its prompt (n > 1): the first one feeds the prompt; the
+   * others hold a KV cache from the start and get a copy of the prompt's keys and values, and
+   * its logits, when it is done. Every member of a group is in `group` (itself included).
+   */
+  group: Sequence[] = [this];
+  /** Members waiting for the first member's prompt (they take no part in steps until then). */
+  awaitingPrompt = false;
   readonly sampler: Sampler;
   readonly stops: StopMatcher;
   readonly decoder: TextStreamDecoder;
@@ -142,13 +153,30 @@ export class Engine {
    * full it is refused at once (BusyError) and `onEnd` is not called.
    */
   submit(params: GenerationParams, onEnd: () => void = () => {}): Sequence {
-    if (this.queue.length >= this.maxQueue && this.free.length === 0) {
+    return this.submitGroup(params, 1, onEnd)[0];
+  }
+
+  /**
+   * `n` choices of one prompt: one prompt pass, then n sequences sampling on their own (choice
+   * i with seed + i). The group is admitted when n KV caches are free at once; `onEnd` is called
+   * once, when the last of them ends.
+   */
+  submitGroup(params: GenerationParams, n: number, onEnd: () => void = () => {}): Sequence[] {
+    if (n > this.slots) throw new GroupTooLargeError(`model '${this.modelId}' runs at most ${this.slots} sequences at once, so n must be at most ${this.slots}`);
+    if (this.queue.length >= this.maxQueue && this.free.length < n) {
       throw new BusyError("busy", this.modelId, `model '${this.modelId}' is serving ${this.running.length} requests and ${this.queue.length} more are waiting; retry shortly`);
     }
-    const seq = new Sequence(params, this.tokenizer, this.manifest.config.vocabSize, this.now(), onEnd);
-    this.queue.push(seq);
+    let left = n;
+    const ended = () => {
+      if (--left === 0) onEnd();
+    };
+    const now = this.now();
+    const vocab = this.manifest.config.vocabSize;
+    const group = Array.from({ length: n }, (_, i) => new Sequence({ ...params, seed: params.seed + i }, this.tokenizer, vocab, now, ended));
+    for (const seq of group) seq.group = group;
+    this.queue.push(group[0]);
     this.admit();
-    return seq;
+    return group;
   }
 
   /** Ends a sequence now (its client went away): frees its cache and calls its onEnd. */
@@ -162,7 +190,8 @@ export class Engine {
    * output waiting or has ended.
    */
   pump(seq: Sequence): void {
-    seq.lastRead = this.now();
+    const now = this.now();
+    for (const member of seq.group) member.lastRead = now;
     if (seq.outbox.length === 0 && seq.state !== "finished") this.step();
   }
 
@@ -213,7 +242,22 @@ export class Engine {
   /** Samples a sequence's next token from its logits and turns it into output. */
   private accept(seq: Sequence, logits: Float32Array): void {
     if (seq.state === "finished") return;
-    if (seq.prefilling) seq.fed = seq.params.promptIds.length;
+    if (seq.prefilling) {
+      seq.fed = seq.params.promptIds.length;
+      // The prompt is done: the group's other members get its keys and values and its logits.
+      for (const other of seq.group) {
+        if (other === seq || !other.awaitingPrompt || other.state !== "running") continue;
+        this.model.copyCache(seq.cache!, other.cache!, seq.fed);
+        other.fed = seq.fed;
+        other.awaitingPrompt = false;
+        this.running.push(other);
+        this.sampleNext(other, logits);
+      }
+    }
+    this.sampleNext(seq, logits);
+  }
+
+  private sampleNext(seq: Sequence, logits: Float32Array): void {
     const next = seq.sampler.sample(logits);
     if (this.stopIds.has(next)) return this.finish(seq, "stop");
     seq.completionIds.push(next);
@@ -227,35 +271,51 @@ export class Engine {
 
   /** Ends with whatever text is still held back. */
   private finish(seq: Sequence, reason: GenerationSummary["finishReason"]): void {
+    if (seq.state === "finished") return;
     const rest = seq.stops.flush(seq.decoder.flush());
     if (rest) seq.outbox.push({ text: rest, tokenId: -1 });
     this.end(seq, { finishReason: reason, completionIds: seq.completionIds }, null);
   }
 
   private end(seq: Sequence, summary: GenerationSummary | null, error: unknown): void {
+    if (seq.state === "finished") return;
     const wasQueued = seq.state === "queued";
     seq.state = "finished";
     seq.summary = summary;
     seq.error = error;
-    if (wasQueued) this.queue.splice(this.queue.indexOf(seq), 1);
-    else {
-      this.running.splice(this.running.indexOf(seq), 1);
+    if (wasQueued) {
+      const at = this.queue.indexOf(seq);
+      if (at >= 0) this.queue.splice(at, 1);
+    } else {
+      const at = this.running.indexOf(seq);
+      if (at >= 0) this.running.splice(at, 1);
       this.free.push(seq.cache!);
       seq.cache = null;
+    }
+    seq.awaitingPrompt = false;
+    // The first member gone before its prompt was done: the others cannot be served.
+    if (seq === seq.group[0] && seq.fed < seq.params.promptIds.length) {
+      for (const other of seq.group) this.end(other, summary && { finishReason: summary.finishReason, completionIds: other.completionIds }, error);
     }
     this.admit();
     seq.onEnd();
   }
 
-  /** Gives free KV caches to waiting sequences, oldest first. */
+  /** Gives free KV caches to waiting sequences (a group all at once), oldest first. */
   private admit(): void {
-    while (this.free.length > 0 && this.queue.length > 0) {
-      const seq = this.queue.shift()!;
-      seq.cache = this.free.pop()!;
-      seq.state = "running";
-      this.running.push(seq);
+    while (this.queue.length > 0) {
+      const first = this.queue[0];
+      const members = first.group.filter((m) => m.state === "queued");
+      if (this.free.length < members.length) return;
+      this.queue.shift();
+      for (const seq of members) {
+        seq.cache = this.free.pop()!;
+        seq.state = "running";
+        seq.awaitingPrompt = seq !== first;
+        if (seq === first) this.running.push(seq);
+      }
       // Nothing to generate: done before any work.
-      if (seq.params.maxTokens === 0) this.finish(seq, "length");
+      if (first.params.maxTokens === 0) for (const seq of members) this.finish(seq, "length");
     }
   }
 

@@ -66,6 +66,10 @@ export class Gpt2Model implements CausalLm {
     return this.mem.allocateCache();
   }
 
+  copyCache(from: KvCache, to: KvCache, positions: number): void {
+    this.mem.copyCache(from, to, positions);
+  }
+
   get stepTokens(): number {
     return this.mem.stepTokens;
   }

@@ -82,6 +82,10 @@ export class LlamaModel implements CausalLm {
     return this.mem.allocateCache();
   }
 
+  copyCache(from: KvCache, to: KvCache, positions: number): void {
+    this.mem.copyCache(from, to, positions);
+  }
+
   get stepTokens(): number {
     return this.mem.stepTokens;
   }

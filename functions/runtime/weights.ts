@@ -3,7 +3,7 @@
 
 import type { Kernels, Ptr } from "../../kernels/index";
 import { rowBytes, type DType } from "../../kernels/quant";
-import type { ModelConfig } from "../model/description";
+import { kvDim as kvDimOf, type ModelConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
 import { kvCacheBytes, PREFILL_CHUNK, scratchBuffers } from "../model/memory";
 
@@ -41,6 +41,8 @@ export interface CausalLm {
   /** One sequence alone: runs `tokens` from `startPos` in steps and returns the last one's logits (a view, valid until the next call). */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
   allocateCache(): KvCache;
+  /** Copies the first `positions` positions of every layer's keys and values (a shared prompt). */
+  copyCache(from: KvCache, to: KvCache, positions: number): void;
 }
 
 /** Checks a step's items against the scratch rows and the context; returns the tokens it carries. */
@@ -203,6 +205,14 @@ export class ModelMemory {
   allocateCache(): KvCache {
     const bytes = kvCacheBytes(this.manifest.config, this.manifest.kvCacheDtype);
     return new KvCache(this.k.alloc(bytes, 64), bytes / (2 * this.manifest.config.nLayers), this.manifest.kvCacheDtype);
+  }
+
+  copyCache(from: KvCache, to: KvCache, positions: number): void {
+    const bytes = positions * kvDimOf(this.manifest.config) * this.cacheElementBytes;
+    for (let l = 0; l < this.manifest.config.nLayers; l++) {
+      this.k.u8(to.keys(l), bytes).set(this.k.u8(from.keys(l), bytes));
+      this.k.u8(to.values(l), bytes).set(this.k.u8(from.values(l), bytes));
+    }
   }
 
   /** Appends n f32 keys or values to the cache in its dtype. */

@@ -274,3 +274,36 @@ describe("engine", () => {
     expect(steps).toBeGreaterThanOrEqual(Math.ceil(101 / 16));
   });
 });
+
+describe("engine, n choices of one prompt", () => {
+  it("feeds the prompt once; choice i equals the same request alone with seed + i; the group's caches come back", async () => {
+    const r = await rig("q8_0", 4);
+    const prompt = [1, ...tokens(40, 11, 512)];
+    const base = params(prompt, 24, 0.9, 1234);
+    const want: Array<Awaited<ReturnType<Rig["alone"]>>> = [];
+    for (let i = 0; i < 3; i++) want.push(await r.alone({ ...base, seed: 1234 + i }));
+    let ended = 0;
+    const group = r.engine.submitGroup(base, 3, () => ended++);
+    const stepsBefore = r.engine.steps;
+    const got = await Promise.all(group.map((s) => collect(r.engine, s)));
+    got.forEach((g, i) => expect(g).toEqual(want[i]));
+    // the prompt went through once: 41 tokens in 3 chunks, then 23 decode steps for all three
+    expect(r.engine.steps - stepsBefore).toBe(3 + 23);
+    expect(ended).toBe(1);
+    expect(r.engine.stats).toEqual({ running: 0, queued: 0, freeSlots: 4 });
+  });
+
+  it("waits for n free caches at once, refuses n above the model's caches, and cancelling the first choice before its prompt ends the group", async () => {
+    const r = await rig("q8_0", 3);
+    expect(() => r.engine.submitGroup(params([1, 5], 4), 4)).toThrow(/at most 3/);
+    const busy = r.engine.submit(params([1, 9], 30));
+    const group = r.engine.submitGroup(params([1, 5, 6], 5), 3);
+    expect(group.map((s) => s.state)).toEqual(["queued", "queued", "queued"]);
+    r.engine.cancel(busy);
+    expect(group.map((s) => s.state)).toEqual(["running", "running", "running"]);
+    expect(group[1].awaitingPrompt).toBe(true);
+    r.engine.cancel(group[0]);
+    expect(group.map((s) => s.state)).toEqual(["finished", "finished", "finished"]);
+    expect(r.engine.stats).toEqual({ running: 0, queued: 0, freeSlots: 3 });
+  });
+});
