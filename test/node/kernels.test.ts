@@ -481,6 +481,25 @@ describe("matmul", () => {
     });
   }
 
+  for (const dtype of ["f32", "f16", "q8_0", "q4_0"] as DType[]) {
+    it(`${dtype}: a token's result does not depend on how many tokens share the call (batched sequences get their numbers alone)`, () => {
+      let seed = 900;
+      for (const cols of SIZES) {
+        for (const rows of ROWS) {
+          const nTok = 11; // full 4-token tiles, a 3-token tail and single tokens all occur below
+          const { wBytes, xIn } = problem(dtype, rows, cols, nTok, seed++);
+          const all = runWasm(dtype, wBytes, xIn, rows, cols, nTok);
+          const perToken = xIn.byteLength / nTok;
+          for (const [from, n] of [[0, 1], [3, 1], [10, 1], [2, 2], [5, 3], [1, 4], [6, 5]]) {
+            const part = new Uint8Array(xIn.buffer, xIn.byteOffset + from * perToken, n * perToken).slice();
+            const got = runWasm(dtype, wBytes, part, rows, cols, n);
+            expect(Array.from(got), `${dtype} ${rows}x${cols} tokens ${from}..${from + n - 1}`).toEqual(Array.from(all.slice(from * rows, (from + n) * rows)));
+          }
+        }
+      }
+    });
+  }
+
   it("quantized references equal f32 matmul of the dequantized operands", () => {
     // ties the block decoding in the quantized references to kernels/quant.ts (nibble order etc.)
     const r = rng(7);
