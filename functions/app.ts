@@ -9,6 +9,7 @@ import { chatCompletions } from "./routes/chat";
 import { completions } from "./routes/completions";
 import { listModels } from "./routes/models";
 import { ModelError } from "./runtime/errors";
+import type { LoadOptions } from "./runtime/loader";
 import { ModelRegistry } from "./runtime/registry";
 
 export interface AppContext {
@@ -25,9 +26,9 @@ export interface AppContext {
 
 export function createApp(
   kernelsModule: WebAssembly.Module,
-  options: { budgetBytes?: number; readTimeoutMs?: number } = {},
+  options: Omit<LoadOptions, "kernelsModule"> = {},
 ): { app: Hono<AppContext>; models: ModelRegistry } {
-  const models = new ModelRegistry({ kernelsModule, budgetBytes: options.budgetBytes, readTimeoutMs: options.readTimeoutMs });
+  const models = new ModelRegistry({ kernelsModule, ...options });
   const app = new Hono<AppContext>();
 
   app.use("*", async (c, next) => {

@@ -104,3 +104,21 @@ describe("what strangers and other customers learn", () => {
     await reader.cancel();
   });
 });
+
+describe("a model with every KV cache busy", () => {
+  it("with its queue full, answers 503 model_busy with Retry-After at once, and serves again once a cache frees", async () => {
+    const { app, models: registry } = createApp(kernelsModule, { maxSequences: 1, engine: { maxQueue: 0 } });
+    const post = (body: unknown) => app.request("/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }, testEnv);
+    const ok = { model: "aidreams260K", prompt: "Once upon a time", max_tokens: 5, temperature: 0 };
+    expect((await post(ok)).status).toBe(200);
+    // The model's only KV cache taken by a sequence nobody reads (as a request mid-generation holds it).
+    const lease = await registry.acquire(testEnv.MODELS, "aidreams260K");
+    const holder = lease.model.engine.submit({ promptIds: [1, 400], maxTokens: 100, temperature: 0, topP: 1, seed: 1, stop: [] }, () => lease.release());
+    const { status, headers, error } = await errorOf(await post(ok));
+    expect(status).toBe(503);
+    expect(error.code).toBe("model_busy");
+    expect(headers.get("retry-after")).toBe("1");
+    lease.model.engine.cancel(holder);
+    expect((await post(ok)).status).toBe(200);
+  });
+});
