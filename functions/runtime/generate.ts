@@ -8,8 +8,12 @@ import type { Engine, GenerationStep, GenerationSummary, Sequence } from "./engi
 export type { GenerationParams, GenerationStep, GenerationSummary } from "./engine";
 export { StopMatcher } from "./engine";
 
-/** How often a streaming reader lets the response send what it has: the first token at once, then at most this many ms apart. */
+/**
+ * How often a streaming reader lets the response send what it has: the first token at once,
+ * then at most this many ms apart, or this many steps (the Workers clock only moves at I/O).
+ */
 export const STREAM_FLUSH_MS = 8;
+export const STREAM_FLUSH_TURNS = 16;
 
 /**
  * Reads `seq` to its end. Stopping early (return/throw, or `signal`) cancels the sequence.
@@ -21,6 +25,7 @@ export async function* readSequence(engine: Engine, seq: Sequence, signal?: Abor
   let unsent = false;
   let flushedOnce = false;
   let lastFlush = Date.now();
+  let turns = 0;
   try {
     for (;;) {
       while (seq.outbox.length > 0) {
@@ -35,11 +40,12 @@ export async function* readSequence(engine: Engine, seq: Sequence, signal?: Abor
         engine.cancel(seq);
         return seq.summary!;
       }
-      if (streaming && unsent && (!flushedOnce || Date.now() - lastFlush >= STREAM_FLUSH_MS)) {
+      if (streaming && unsent && (!flushedOnce || ++turns >= STREAM_FLUSH_TURNS || Date.now() - lastFlush >= STREAM_FLUSH_MS)) {
         await fullTurn();
         unsent = false;
         flushedOnce = true;
         lastFlush = Date.now();
+        turns = 0;
       } else {
         await yielder.turn();
       }
