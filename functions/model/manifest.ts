@@ -11,6 +11,9 @@
 //   customers/<c>/models/<id>       pointer to a customer's model (as models/<id>)
 //   keys/<sha256 of API key>        {customer}: who a key belongs to (keys are never stored)
 //   config/auth-required            present once any customer exists: every request needs a key
+//   publishes/<id>       a publish in progress: the keys it will reference, until it expires
+//                        (written before its first entry, deleted after its pointer; gc keeps
+//                        what an unexpired one names)
 
 import type { DType } from "../../kernels/quant";
 import type { ModelConfig } from "./description";
@@ -37,6 +40,8 @@ export const kvKeys = {
   customersPrefix: "customers/",
   apiKey: (keyHash: string) => `keys/${keyHash}`,
   authRequired: "config/auth-required",
+  publishLease: (id: string) => `publishes/${id}`,
+  publishLeasePrefix: "publishes/",
 } as const;
 
 export interface CustomerRecord {

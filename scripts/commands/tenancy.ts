@@ -4,7 +4,7 @@
 import { parseArgs } from "node:util";
 import { formatBytes } from "../../functions/model/memory";
 import { openKvTarget, type KvTarget } from "../kv/targets";
-import { listCustomerModels, listCustomers, planGc, removeModel, rollback, rotateKey, checkCustomerName } from "../tenancy/store";
+import { checkCustomerName, collectGarbage, DEFAULT_GC_GRACE_MS, listCustomerModels, listCustomers, planGc, removeModel, rollback, rotateKey } from "../tenancy/store";
 import { CliError, progress, endProgress, type Command } from "./command";
 import { targetOptions } from "./deploy";
 
@@ -78,21 +78,39 @@ export const rollbackCommand: Command = {
 };
 
 export const gcCommand: Command = {
-  summary: "delete shards, tokenizers and manifests no live or previous version references (--dry-run to list)",
+  summary: "delete shards, tokenizers and manifests no live or previous version references, once older than --grace (default 1h; --dry-run to list)",
   run: (args) =>
-    withTarget(args, { "dry-run": { type: "boolean", default: false } }, async (kv, _p, v) => {
+    withTarget(args, { "dry-run": { type: "boolean", default: false }, grace: { type: "string" } }, async (kv, _p, v) => {
       const json = v.json as boolean;
-      const plan = await planGc(kv);
-      if (!v["dry-run"]) {
-        for (const [i, key] of plan.remove.entries()) {
-          progress(json, `gc [${i + 1}/${plan.remove.length}] ${key}`);
-          await kv.delete(key);
-        }
+      const dryRun = v["dry-run"] as boolean;
+      const graceMs = v.grace === undefined ? DEFAULT_GC_GRACE_MS : parseDuration(v.grace as string, "--grace");
+      const plan = await planGc(kv, { graceMs });
+      let removed = plan.remove;
+      let spared: string[] = [];
+      if (!dryRun) {
+        ({ removed, spared } = await collectGarbage(kv, plan, { onDelete: (i, n, key) => progress(json, `gc [${i + 1}/${n}] ${key}`) }));
         endProgress(json);
       }
-      print(json, { dryRun: v["dry-run"], removed: plan.remove, bytes: plan.bytes, kept: plan.keep }, [
-        ...plan.remove.map((k) => `${v["dry-run"] ? "would delete" : "deleted"} ${k}`),
-        `${plan.remove.length} key(s), ${formatBytes(plan.bytes)} ${v["dry-run"] ? "to delete" : "deleted"}; kept ${plan.keep.manifests} manifest(s), ${plan.keep.shards} shard(s), ${plan.keep.tokenizers} tokenizer(s)`,
+      const kept = { ...plan.keep, recent: plan.recent.length, leased: plan.leased.length };
+      print(json, { dryRun, removed, bytes: plan.bytes, kept, spared, leases: plan.leases, graceSeconds: graceMs / 1000 }, [
+        ...removed.map((k) => `${dryRun ? "would delete" : "deleted"} ${k}`),
+        `${removed.length} key(s), ${formatBytes(plan.bytes)} ${dryRun ? "to delete" : "deleted"}; kept ${plan.keep.manifests} manifest(s), ${plan.keep.shards} shard(s), ${plan.keep.tokenizers} tokenizer(s) in use`,
+        ...(plan.recent.length ? [`kept ${plan.recent.length} unreferenced key(s) written less than ${formatDuration(graceMs)} ago (--grace)`] : []),
+        ...(plan.leases ? [`kept ${plan.leased.length} unreferenced key(s) named by ${plan.leases} publish(es) in progress`] : []),
+        ...(spared.length ? [`spared ${spared.length} key(s) a publish that started during gc named`] : []),
       ]);
     }),
 };
+
+/** "90s", "30m", "1h", "2d" or a number of seconds. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new CliError(`${flag} must be a duration such as 90s, 30m, 1h, 2d or 0 (got ${JSON.stringify(text)})`);
+  return Math.round(Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? "s"]!);
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
+}

@@ -1,21 +1,42 @@
 // Where the build writes: the local KV that `npm start` / `wrangler dev` serve (miniflare's
-// persisted state, through wrangler's getPlatformProxy), or a Cloudflare KV namespace
-// through the wrangler CLI (--remote).
+// persisted state, through wrangler's getPlatformProxy), a Cloudflare KV namespace through
+// the wrangler CLI (--remote), or a folder of files (--out). Every backend keeps each
+// entry's write time (KV metadata {writtenAt}, a file's mtime), which gc's grace period reads.
 
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { projectRoot } from "../paths";
 
 export interface KvTarget {
   readonly description: string;
   get(key: string): Promise<Uint8Array | null>;
+  /** Writes the entry and records when (see listWithTimes). */
   put(key: string, value: Uint8Array): Promise<void>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
+  /** As list, with when each entry was last written. */
+  listWithTimes(prefix: string): Promise<KvKeyInfo[]>;
   close(): Promise<void>;
+}
+
+export interface KvKeyInfo {
+  key: string;
+  /** Milliseconds since the epoch; null for an entry written without a time (before times were kept). */
+  writtenAt: number | null;
+}
+
+/** The metadata every put attaches in KV (local and remote). */
+export interface KvEntryMetadata {
+  writtenAt: number;
+}
+
+function writtenAtOf(metadata: unknown): number | null {
+  const t = (metadata as Partial<KvEntryMetadata> | null | undefined)?.writtenAt;
+  return typeof t === "number" && Number.isFinite(t) ? t : null;
 }
 
 export interface KvTargetOptions {
@@ -28,12 +49,13 @@ export interface KvTargetOptions {
 
 export async function openKvTarget(options: KvTargetOptions): Promise<KvTarget> {
   if (options.outDir) return new DirectoryKv(options.outDir);
-  return options.remote ? new RemoteKv() : openLocalKv(options.persistTo ?? join(projectRoot, ".wrangler", "state"));
+  return options.remote ? new WranglerKv({ remote: true }) : openLocalKv(options.persistTo ?? join(projectRoot, ".wrangler", "state"));
 }
 
 /**
  * KV entries as files: `shards/<sha256>` is the file <dir>/shards/<sha256>. For building
- * once and uploading elsewhere, and for seeding the KV of tests.
+ * once and uploading elsewhere, and for seeding the KV of tests. A file's mtime is its
+ * entry's write time.
  */
 export class DirectoryKv implements KvTarget {
   readonly description: string;
@@ -51,7 +73,10 @@ export class DirectoryKv implements KvTarget {
   async put(key: string, value: Uint8Array) {
     const path = this.path(key);
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, value);
+    // Written beside and renamed into place, so a concurrent reader sees all of it or nothing.
+    const part = join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString("hex")}.part`);
+    writeFileSync(part, value);
+    renameSync(part, path);
   }
   async delete(key: string) {
     rmSync(this.path(key), { force: true });
@@ -59,9 +84,20 @@ export class DirectoryKv implements KvTarget {
   async list(prefix: string) {
     if (!existsSync(this.dir)) return [];
     const files = readdirSync(this.dir, { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile())
+      .filter((e) => e.isFile() && !e.name.startsWith("."))
       .map((e) => relative(this.dir, join(e.parentPath, e.name)).split("\\").join("/"));
     return files.filter((k) => k.startsWith(prefix)).sort();
+  }
+  async listWithTimes(prefix: string) {
+    const out: KvKeyInfo[] = [];
+    for (const key of await this.list(prefix)) {
+      try {
+        out.push({ key, writtenAt: statSync(this.path(key)).mtimeMs });
+      } catch {
+        // deleted since the listing
+      }
+    }
+    return out;
   }
   async close() {}
 }
@@ -84,35 +120,57 @@ export async function openLocalKv(persistTo: string): Promise<KvTarget> {
       return value === null ? null : new Uint8Array(value);
     },
     async put(key, value) {
-      await kv.put(key, value);
+      const metadata: KvEntryMetadata = { writtenAt: Date.now() };
+      await kv.put(key, value, { metadata });
     },
     async delete(key) {
       await kv.delete(key);
     },
     async list(prefix) {
-      const keys: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page: KVNamespaceListResult<unknown> = await kv.list({ prefix, cursor });
-        keys.push(...page.keys.map((k) => k.name));
-        cursor = page.list_complete ? undefined : page.cursor;
-      } while (cursor);
-      return keys;
+      return (await listAll(prefix)).map((k) => k.key);
     },
+    listWithTimes: listAll,
     close: () => proxy.dispose(),
   };
+
+  async function listAll(prefix: string): Promise<KvKeyInfo[]> {
+    const keys: KvKeyInfo[] = [];
+    let cursor: string | undefined;
+    do {
+      const page: KVNamespaceListResult<unknown> = await kv.list({ prefix, cursor });
+      keys.push(...page.keys.map((k) => ({ key: k.name, writtenAt: writtenAtOf(k.metadata) })));
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+    return keys;
+  }
 }
 
 const run = promisify(execFile);
 
-/** A Cloudflare KV namespace, by the MODELS binding's id in wrangler.toml, through wrangler. */
-class RemoteKv implements KvTarget {
-  readonly description = `Cloudflare KV (binding ${KV_BINDING} in wrangler.toml)`;
+/**
+ * A KV namespace through the wrangler CLI (`wrangler kv key ...`): the Cloudflare namespace of
+ * the MODELS binding in wrangler.toml (`{ remote: true }`, what --remote opens), or wrangler's
+ * local storage under a --persist-to folder (`{ persistTo }`, the same commands run without an
+ * account; the tests use it).
+ */
+export class WranglerKv implements KvTarget {
+  readonly description: string;
   private readonly scratch = mkdtempSync(join(tmpdir(), "edgeinfer-kv-"));
+  private readonly where: string[];
+
+  constructor(location: { remote: true } | { persistTo: string }) {
+    if ("persistTo" in location) {
+      this.where = ["--local", "--persist-to", location.persistTo];
+      this.description = `local KV through wrangler (${location.persistTo})`;
+    } else {
+      this.where = ["--remote"];
+      this.description = `Cloudflare KV (binding ${KV_BINDING} in wrangler.toml)`;
+    }
+  }
 
   private async wrangler(args: string[], encoding: "utf8" | "buffer" = "utf8") {
     const bin = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
-    const { stdout } = await run(process.execPath, [bin, "kv", ...args, "--binding", KV_BINDING, "--remote"], {
+    const { stdout } = await run(process.execPath, [bin, "kv", ...args, "--binding", KV_BINDING, ...this.where], {
       cwd: projectRoot,
       encoding: encoding === "buffer" ? "buffer" : "utf8",
       maxBuffer: 64 * 1024 * 1024,
@@ -131,7 +189,8 @@ class RemoteKv implements KvTarget {
   async put(key: string, value: Uint8Array) {
     const file = join(this.scratch, "value");
     writeFileSync(file, value);
-    await this.wrangler(["key", "put", key, "--path", file]);
+    const metadata: KvEntryMetadata = { writtenAt: Date.now() };
+    await this.wrangler(["key", "put", key, "--path", file, "--metadata", JSON.stringify(metadata)]);
   }
 
   async delete(key: string) {
@@ -139,8 +198,12 @@ class RemoteKv implements KvTarget {
   }
 
   async list(prefix: string) {
+    return (await this.listWithTimes(prefix)).map((k) => k.key);
+  }
+
+  async listWithTimes(prefix: string) {
     const out = (await this.wrangler(["key", "list", "--prefix", prefix])) as string;
-    return (JSON.parse(out) as Array<{ name: string }>).map((k) => k.name);
+    return (JSON.parse(out) as Array<{ name: string; metadata?: unknown }>).map((k) => ({ key: k.name, writtenAt: writtenAtOf(k.metadata) }));
   }
 
   async close() {

@@ -13,6 +13,7 @@ import {
   type ModelPointer,
 } from "../../functions/model/manifest";
 import { CliError } from "../commands/command";
+import { readLeases } from "../build/publish";
 import type { KvTarget } from "../kv/targets";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -123,17 +124,54 @@ export async function removeModel(kv: KvTarget, customer: string, id: string): P
   await kv.delete(key);
 }
 
-export interface GcPlan {
-  keep: { manifests: number; shards: number; tokenizers: number };
-  remove: string[];
-  bytes: number;
+/** gc's default grace period: unreferenced data younger than this is kept (see README "gc"). */
+export const DEFAULT_GC_GRACE_MS = 60 * 60 * 1000;
+
+export interface GcOptions {
+  /** Keep unreferenced entries written less than this long ago. */
+  graceMs?: number;
+  /** The clock (for tests); Date.now() by default. */
+  now?: number;
 }
 
+export interface GcPlan {
+  keep: { manifests: number; shards: number; tokenizers: number };
+  /** Unreferenced entries kept because they are younger than the grace period. */
+  recent: string[];
+  /** Unreferenced entries kept because an unexpired publish lease names them. */
+  leased: string[];
+  /** Unexpired publish leases (publishes in progress). */
+  leases: number;
+  /** What gc deletes: unreferenced data past the grace period, and expired leases. */
+  remove: string[];
+  bytes: number;
+  graceMs: number;
+}
+
+const CONTENT_PREFIXES = ["shards/", "tokenizers/", "manifests/"];
+
 /**
- * What no live or previous version references: every manifest named by a pointer (open or
- * a customer's, live or previous) keeps its shards and tokenizer; everything else goes.
+ * What no live or previous version references and nothing protects: every manifest named by
+ * a pointer (open or a customer's, live or previous) keeps its shards and tokenizer; of the
+ * rest, entries younger than the grace period and keys an unexpired publish lease names are
+ * kept (a publish in progress will reference them); everything else goes, with expired leases.
  */
-export async function planGc(kv: KvTarget): Promise<GcPlan> {
+export async function planGc(kv: KvTarget, options: GcOptions = {}): Promise<GcPlan> {
+  const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
+  const now = options.now ?? Date.now();
+  // Leases first: a publish writes its lease before it lists what is present.
+  const leaseTimes = new Map((await kv.listWithTimes(kvKeys.publishLeasePrefix)).map((k) => [k.key, k.writtenAt]));
+  const leasedKeys = new Set<string>();
+  const staleLeases: string[] = [];
+  let leases = 0;
+  for (const { key, lease } of await readLeases(kv)) {
+    if (lease && lease.expiresAt > now) {
+      leases++;
+      for (const k of lease.keys) leasedKeys.add(k);
+    } else if (lease || isOld(leaseTimes.get(key) ?? null, now, graceMs)) {
+      staleLeases.push(key);
+    }
+  }
   const pointerKeys = [...(await kv.list(kvKeys.modelPointerPrefix)), ...(await kv.list(kvKeys.customersPrefix)).filter((k) => k.includes("/models/"))];
   const manifests = new Set<string>();
   for (const key of pointerKeys) {
@@ -150,10 +188,58 @@ export async function planGc(kv: KvTarget): Promise<GcPlan> {
     keep.add(kvKeys.tokenizer(m.tokenizer.sha256));
     for (const s of m.weights.shards) keep.add(kvKeys.shard(s.sha256));
   }
-  const candidates = [...(await kv.list("shards/")), ...(await kv.list("tokenizers/")), ...(await kv.list("manifests/"))];
-  const remove = candidates.filter((k) => !keep.has(k));
+  const recent: string[] = [];
+  const leased: string[] = [];
+  const remove: string[] = [];
+  for (const prefix of CONTENT_PREFIXES) {
+    for (const { key, writtenAt } of await kv.listWithTimes(prefix)) {
+      if (keep.has(key)) continue;
+      if (leasedKeys.has(key)) leased.push(key);
+      else if (!isOld(writtenAt, now, graceMs)) recent.push(key);
+      else remove.push(key);
+    }
+  }
+  remove.push(...staleLeases);
   let bytes = 0;
   for (const k of remove) bytes += (await kv.get(k))?.byteLength ?? 0;
   const count = (prefix: string) => [...keep].filter((k) => k.startsWith(prefix)).length;
-  return { keep: { manifests: count("manifests/"), shards: count("shards/"), tokenizers: count("tokenizers/") }, remove, bytes };
+  return { keep: { manifests: count("manifests/"), shards: count("shards/"), tokenizers: count("tokenizers/") }, recent, leased, leases, remove, bytes, graceMs };
+}
+
+/** Entries written before write times were kept (null) count as old. */
+function isOld(writtenAt: number | null, now: number, graceMs: number): boolean {
+  return writtenAt === null || now - writtenAt >= graceMs;
+}
+
+/** Deletes at most this many keys between two looks at the publish leases. */
+const GC_BATCH = 64;
+
+/**
+ * Deletes what `plan` removes, in batches; before each batch it reads the publish leases
+ * again and spares the keys a lease written since the plan names.
+ */
+export async function collectGarbage(
+  kv: KvTarget,
+  plan: GcPlan,
+  options: { now?: () => number; onDelete?: (done: number, total: number, key: string) => void } = {},
+): Promise<{ removed: string[]; spared: string[] }> {
+  const now = options.now ?? Date.now;
+  const removed: string[] = [];
+  const spared: string[] = [];
+  for (let i = 0; i < plan.remove.length; i += GC_BATCH) {
+    const leased = new Set<string>();
+    for (const { lease } of await readLeases(kv)) {
+      if (lease && lease.expiresAt > now()) for (const k of lease.keys) leased.add(k);
+    }
+    for (const key of plan.remove.slice(i, i + GC_BATCH)) {
+      if (leased.has(key)) {
+        spared.push(key);
+        continue;
+      }
+      options.onDelete?.(removed.length, plan.remove.length, key);
+      await kv.delete(key);
+      removed.push(key);
+    }
+  }
+  return { removed, spared };
 }

@@ -91,10 +91,10 @@ describe("gc", () => {
     const expected = keysIn(out).filter((k) => /^(shards|tokenizers|manifests)\//.test(k) && !referenced.has(k));
     expect(expected.length).toBeGreaterThan(0);
 
-    const dry = edgeinfer(["gc", "--dry-run", "--out", out]);
+    const dry = edgeinfer(["gc", "--dry-run", "--grace", "0", "--out", out]);
     expect([...dry.removed].sort()).toEqual(expected);
     expect(keysIn(out).filter((k) => expected.includes(k))).toEqual(expected);
-    const gc = edgeinfer(["gc", "--out", out]);
+    const gc = edgeinfer(["gc", "--grace", "0", "--out", out]);
     expect([...gc.removed].sort()).toEqual(expected);
     expect(keysIn(out).filter((k) => expected.includes(k))).toEqual([]);
     for (const key of referenced) expect(statSync(join(out, key)).isFile()).toBe(true);

@@ -98,7 +98,7 @@ export function buildTenants(gqaCheckpoint: string): void {
   const rolledBack = edgeinfer(["rollback", "acme", "story", "--out", out]);
   edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "extra", "--quant", "q8_0", "--out", out]);
   edgeinfer(["remove", "acme", "extra", "--out", out]);
-  const gc = edgeinfer(["gc", "--out", out]);
+  const gc = edgeinfer(["gc", "--grace", "0", "--out", out]);
   const rotated = edgeinfer(["keys", "rotate", "acme", "--out", out]);
   writeFileSync(join(artifactsDir, "tenants.json"), JSON.stringify({
     keys: { acme: { old: acme1.apiKey, current: rotated.apiKey }, globex: globex.apiKey },
