@@ -182,9 +182,9 @@ class Lease {
 }
 
 /** Every publish lease in KV, parsed (unreadable ones as null, so gc can delete them). */
-export async function readLeases(target: KvTarget): Promise<Array<{ key: string; lease: PublishLease | null }>> {
+export async function readLeases(target: KvTarget, keys?: string[]): Promise<Array<{ key: string; lease: PublishLease | null }>> {
   const out: Array<{ key: string; lease: PublishLease | null }> = [];
-  for (const key of await target.list(kvKeys.publishLeasePrefix)) {
+  for (const key of keys ?? (await target.list(kvKeys.publishLeasePrefix))) {
     const bytes = await target.get(key);
     if (!bytes) continue;
     out.push({ key, lease: parseLease(new TextDecoder().decode(bytes)) });

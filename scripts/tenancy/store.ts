@@ -164,7 +164,7 @@ export async function planGc(kv: KvTarget, options: GcOptions = {}): Promise<GcP
   const leasedKeys = new Set<string>();
   const staleLeases: string[] = [];
   let leases = 0;
-  for (const { key, lease } of await readLeases(kv)) {
+  for (const { key, lease } of await readLeases(kv, [...leaseTimes.keys()])) {
     if (lease && lease.expiresAt > now) {
       leases++;
       for (const k of lease.keys) leasedKeys.add(k);

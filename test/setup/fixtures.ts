@@ -18,12 +18,19 @@ export const aidreams = {
 
 /** Runs the edgeinfer CLI as a user would (through the package's bin) and returns its JSON. */
 export function edgeinfer(args: string[], env: Record<string, string> = {}): any {
-  const out = execFileSync(process.execPath, [join(root, "scripts", "bin", "edgeinfer.js"), ...args, "--json"], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, [join(root, "scripts", "bin", "edgeinfer.js"), ...args, "--json"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (e) {
+    // Say why: the CLI's JSON error (stdout) and the end of what it printed on stderr.
+    const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };
+    throw Object.assign(new Error(`edgeinfer ${args.join(" ")} failed: ${stdout.trim().split("\n").pop() ?? ""}\n${stderr.slice(-2000)}`), e);
+  }
   return JSON.parse(out.trim().split("\n").pop()!);
 }
 
