@@ -4,7 +4,8 @@ import { join, relative } from "node:path";
 import { defineConfig } from "vitest/config";
 
 const artifacts = join(import.meta.dirname, "test", ".artifacts");
-const sharedModels = process.env.EDGEINFER_MODEL_DIR ?? join(import.meta.dirname, "..", "shared", "models");
+/** The test models' paths, as test/setup/models.ts (every project's global setup) resolved them. */
+const testModels = (): Record<string, string> => JSON.parse(process.env.EDGEINFER_TEST_MODELS ?? "{}");
 
 /**
  * SEED: a service the Worker tests call to read KV entries the real build wrote
@@ -14,8 +15,9 @@ async function seedService(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (url.pathname === "/shared" || url.pathname === "/artifact") {
     const name = url.searchParams.get("name") ?? "";
-    const path = join(url.pathname === "/shared" ? sharedModels : artifacts, name);
-    if (!/^[A-Za-z0-9._-]+$/.test(name) || !existsSync(path)) return new Response(`no file ${name}`, { status: 404 });
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) return new Response(`no file ${name}`, { status: 404 });
+    const path = url.pathname === "/shared" ? testModels()[name] : join(artifacts, name);
+    if (!path || !existsSync(path)) return new Response(`no file ${name}`, { status: 404 });
     return new Response(readFileSync(path));
   }
   const set = url.searchParams.get("set") ?? "";
@@ -39,6 +41,7 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["test/node/**/*.test.ts"],
+          globalSetup: ["test/setup/models.ts"],
           testTimeout: 60_000,
         },
       },
@@ -52,7 +55,7 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],
-          globalSetup: ["test/setup/global-setup.ts"],
+          globalSetup: ["test/setup/models.ts", "test/setup/global-setup.ts"],
           testTimeout: 60_000,
         },
       },
@@ -60,6 +63,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/setup/models.ts"],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,

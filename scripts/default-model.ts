@@ -1,17 +1,20 @@
+// Where model files come from, for `npm start` and the tests alike, file by file: the folder
+// EDGEINFER_MODEL_DIR names, when set; else our download cache (~/.cache/edgeinfer/models);
+// else a ../shared/models folder beside the project (this workplace's machines); else it is
+// downloaded from its public address, checked against its sha256 and cached. A file found
+// with the wrong sha256 is refused, wherever it is.
+//
 // The model `npm start` serves: aidreams260K, a llama2.c model distilled from Llama-3-8B
-// outputs. Its two files come from EDGEINFER_MODEL_DIR when set; else from our download
-// cache, else from a ../shared/models folder beside the project (this workplace's machines),
-// else they are downloaded from their public addresses, checked against their sha256 and
-// cached.
+// outputs. The tests also read llama2.c's Llama 2 tokenizer.
 
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CliError, progress, endProgress } from "./commands/command";
 import { projectRoot } from "./paths";
 
-interface ModelFile {
+export interface ModelFile {
   name: string;
   url: string;
   sha256: string;
@@ -31,31 +34,66 @@ export const DEFAULT_MODEL = {
   },
 } as const;
 
+/** The Llama 2 tokenizer (32000 entries) in llama2.c's format: llama2.c's own tokenizer.bin. */
+export const LLAMA2_TOKENIZER: ModelFile = {
+  name: "llama2-tokenizer.bin",
+  url: "https://raw.githubusercontent.com/karpathy/llama2.c/master/tokenizer.bin",
+  sha256: "50a52ef822ee9e83de5ce9d0be0a025a773d019437f58b5ff9dcafb063ece361",
+};
+
 export function modelCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "edgeinfer", "models");
 }
 
-export async function defaultModelFiles(json: boolean): Promise<{ checkpoint: string; tokenizer: string; source: string }> {
-  const explicit = process.env.EDGEINFER_MODEL_DIR;
-  const files = [DEFAULT_MODEL.checkpoint, DEFAULT_MODEL.tokenizer];
-  if (explicit) {
-    for (const f of files) {
-      const path = join(explicit, f.name);
-      if (!existsSync(path)) throw new CliError(`EDGEINFER_MODEL_DIR=${explicit} has no ${f.name}`);
+/** The folders looked in, in order. */
+export interface ModelPlaces {
+  /** EDGEINFER_MODEL_DIR, looked in first. */
+  explicitDir?: string;
+  cacheDir: string;
+  sharedDir: string;
+}
+
+export function modelPlaces(): ModelPlaces {
+  return { explicitDir: process.env.EDGEINFER_MODEL_DIR || undefined, cacheDir: modelCacheDir(), sharedDir: join(projectRoot, "..", "shared", "models") };
+}
+
+/**
+ * Each file's path in the first place that has it (checked against its sha256), without
+ * downloading; files found nowhere are left out.
+ */
+export function findModelFiles(files: readonly ModelFile[], places: ModelPlaces = modelPlaces()): Record<string, string> {
+  const found: Record<string, string> = {};
+  const dirs = [places.explicitDir, places.cacheDir, places.sharedDir].filter((d): d is string => !!d);
+  for (const f of files) {
+    for (const dir of dirs) {
+      const path = join(dir, f.name);
+      if (!existsSync(path)) continue;
       verify(path, f);
-    }
-    return { checkpoint: join(explicit, files[0].name), tokenizer: join(explicit, files[1].name), source: explicit };
-  }
-  for (const dir of [modelCacheDir(), join(projectRoot, "..", "shared", "models")]) {
-    if (files.every((f) => existsSync(join(dir, f.name)))) {
-      files.forEach((f) => verify(join(dir, f.name), f));
-      return { checkpoint: join(dir, files[0].name), tokenizer: join(dir, files[1].name), source: dir };
+      found[f.name] = path;
+      break;
     }
   }
-  const cache = modelCacheDir();
-  mkdirSync(cache, { recursive: true });
-  for (const f of files) await download(f, join(cache, f.name), json);
-  return { checkpoint: join(cache, files[0].name), tokenizer: join(cache, files[1].name), source: cache };
+  return found;
+}
+
+/** As findModelFiles, then what was found nowhere is downloaded into the cache folder. */
+export async function resolveModelFiles(files: readonly ModelFile[], options: { places?: ModelPlaces; json?: boolean } = {}): Promise<Record<string, string>> {
+  const places = options.places ?? modelPlaces();
+  const found = findModelFiles(files, places);
+  for (const f of files) {
+    if (found[f.name]) continue;
+    mkdirSync(places.cacheDir, { recursive: true });
+    const path = join(places.cacheDir, f.name);
+    await download(f, path, options.json ?? false);
+    found[f.name] = path;
+  }
+  return found;
+}
+
+export async function defaultModelFiles(json: boolean): Promise<{ checkpoint: string; tokenizer: string; source: string }> {
+  const { checkpoint, tokenizer } = DEFAULT_MODEL;
+  const found = await resolveModelFiles([checkpoint, tokenizer], { json });
+  return { checkpoint: found[checkpoint.name]!, tokenizer: found[tokenizer.name]!, source: dirname(found[checkpoint.name]!) };
 }
 
 function sha256File(path: string): string {

@@ -6,14 +6,19 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
 import { writeHfTokenizerDir } from "../support/hf-fixtures";
+import { AIDREAMS, AIDREAMS_TOKENIZER, sharedModelPath } from "../support/models";
 import { join } from "node:path";
 
 export const root = join(import.meta.dirname, "..", "..");
 export const artifactsDir = join(root, "test", ".artifacts");
-export const sharedModels = process.env.EDGEINFER_MODEL_DIR ?? join(root, "..", "shared", "models");
+/** aidreams260K's files, where the models' global setup found them (test/support/models.ts). */
 export const aidreams = {
-  checkpoint: join(sharedModels, "aidreams260K.bin"),
-  tokenizer: join(sharedModels, "aidreams260K.tok512.bin"),
+  get checkpoint() {
+    return sharedModelPath(AIDREAMS);
+  },
+  get tokenizer() {
+    return sharedModelPath(AIDREAMS_TOKENIZER);
+  },
 };
 
 /** Runs the edgeinfer CLI as a user would (through the package's bin) and returns its JSON. */
