@@ -88,8 +88,15 @@ export const gcCommand: Command = {
       let removed = plan.remove;
       let spared: string[] = [];
       if (!dryRun) {
-        ({ removed, spared } = await collectGarbage(kv, plan, { onDelete: (i, n, key) => progress(json, `gc [${i + 1}/${n}] ${key}`) }));
+        const done = await collectGarbage(kv, plan, { onDelete: (i, n, key) => progress(json, `gc [${i + 1}/${n}] ${key}`) });
         endProgress(json);
+        ({ removed, spared } = done);
+        if (done.raced.length > 0) {
+          throw new CliError(
+            `${done.raced.length} deleted key(s) (${done.raced.slice(0, 3).join(", ")}${done.raced.length > 3 ? ", ..." : ""}) became referenced while gc ran: a build or deploy finished in between. Run that build or deploy again to put them back.`,
+            { removed, raced: done.raced },
+          );
+        }
       }
       const kept = { ...plan.keep, recent: plan.recent.length, leased: plan.leased.length };
       print(json, { dryRun, removed, bytes: plan.bytes, kept, spared, leases: plan.leases, graceSeconds: graceMs / 1000 }, [

@@ -150,6 +150,49 @@ export interface GcPlan {
 
 const CONTENT_PREFIXES = ["shards/", "tokenizers/", "manifests/"];
 
+/** Manifests read so far, by sha256 (null: not in KV), so gc reads each once. */
+type ManifestCache = Map<string, Manifest | null>;
+
+/** The keys every pointer (open or a customer's, live or previous) references. */
+async function pointerReferences(kv: KvTarget, manifests: ManifestCache): Promise<Set<string>> {
+  const pointerKeys = [...(await kv.list(kvKeys.modelPointerPrefix)), ...(await kv.list(kvKeys.customersPrefix)).filter((k) => k.includes("/models/"))];
+  const shas = new Set<string>();
+  for (const key of pointerKeys) {
+    const p = await readPointerAt(kv, key).catch(() => null);
+    if (!p) continue;
+    shas.add(p.manifest);
+    if (p.previous) shas.add(p.previous);
+  }
+  const keep = new Set<string>();
+  for (const sha of shas) {
+    if (!manifests.has(sha)) manifests.set(sha, await readManifestBySha(kv, sha).catch(() => null));
+    const m = manifests.get(sha);
+    if (!m) continue;
+    keep.add(kvKeys.manifest(sha));
+    keep.add(kvKeys.tokenizer(m.tokenizer.sha256));
+    for (const s of m.weights.shards) keep.add(kvKeys.shard(s.sha256));
+  }
+  return keep;
+}
+
+/** The keys unexpired publish leases name, how many leases those are, and the lease keys gc may delete. */
+async function leaseReferences(kv: KvTarget, now: number, graceMs: number): Promise<{ keys: Set<string>; active: number; stale: string[] }> {
+  const times = new Map((await kv.listWithTimes(kvKeys.publishLeasePrefix)).map((k) => [k.key, k.writtenAt]));
+  const keys = new Set<string>();
+  const stale: string[] = [];
+  let active = 0;
+  for (const { key, lease } of await readLeases(kv, [...times.keys()])) {
+    if (lease && lease.expiresAt > now) {
+      active++;
+      for (const k of lease.keys) keys.add(k);
+    } else if (lease || isOld(times.get(key) ?? null, now, graceMs)) {
+      // Expired, or unreadable for longer than the grace period.
+      stale.push(key);
+    }
+  }
+  return { keys, active, stale };
+}
+
 /**
  * What no live or previous version references and nothing protects: every manifest named by
  * a pointer (open or a customer's, live or previous) keeps its shards and tokenizer; of the
@@ -160,50 +203,24 @@ export async function planGc(kv: KvTarget, options: GcOptions = {}): Promise<GcP
   const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
   const now = options.now ?? Date.now();
   // Leases first: a publish writes its lease before it lists what is present.
-  const leaseTimes = new Map((await kv.listWithTimes(kvKeys.publishLeasePrefix)).map((k) => [k.key, k.writtenAt]));
-  const leasedKeys = new Set<string>();
-  const staleLeases: string[] = [];
-  let leases = 0;
-  for (const { key, lease } of await readLeases(kv, [...leaseTimes.keys()])) {
-    if (lease && lease.expiresAt > now) {
-      leases++;
-      for (const k of lease.keys) leasedKeys.add(k);
-    } else if (lease || isOld(leaseTimes.get(key) ?? null, now, graceMs)) {
-      staleLeases.push(key);
-    }
-  }
-  const pointerKeys = [...(await kv.list(kvKeys.modelPointerPrefix)), ...(await kv.list(kvKeys.customersPrefix)).filter((k) => k.includes("/models/"))];
-  const manifests = new Set<string>();
-  for (const key of pointerKeys) {
-    const p = await readPointerAt(kv, key);
-    if (!p) continue;
-    manifests.add(p.manifest);
-    if (p.previous) manifests.add(p.previous);
-  }
-  const keep = new Set<string>();
-  for (const sha of manifests) {
-    const m = await readManifestBySha(kv, sha);
-    if (!m) continue;
-    keep.add(kvKeys.manifest(sha));
-    keep.add(kvKeys.tokenizer(m.tokenizer.sha256));
-    for (const s of m.weights.shards) keep.add(kvKeys.shard(s.sha256));
-  }
+  const leases = await leaseReferences(kv, now, graceMs);
+  const keep = await pointerReferences(kv, new Map());
   const recent: string[] = [];
   const leased: string[] = [];
   const remove: string[] = [];
   for (const prefix of CONTENT_PREFIXES) {
     for (const { key, writtenAt } of await kv.listWithTimes(prefix)) {
       if (keep.has(key)) continue;
-      if (leasedKeys.has(key)) leased.push(key);
+      if (leases.keys.has(key)) leased.push(key);
       else if (!isOld(writtenAt, now, graceMs)) recent.push(key);
       else remove.push(key);
     }
   }
-  remove.push(...staleLeases);
+  remove.push(...leases.stale);
   let bytes = 0;
   for (const k of remove) bytes += (await kv.get(k))?.byteLength ?? 0;
   const count = (prefix: string) => [...keep].filter((k) => k.startsWith(prefix)).length;
-  return { keep: { manifests: count("manifests/"), shards: count("shards/"), tokenizers: count("tokenizers/") }, recent, leased, leases, remove, bytes, graceMs };
+  return { keep: { manifests: count("manifests/"), shards: count("shards/"), tokenizers: count("tokenizers/") }, recent, leased, leases: leases.active, remove, bytes, graceMs };
 }
 
 /** Entries written before write times were kept (null) count as old. */
@@ -211,35 +228,52 @@ function isOld(writtenAt: number | null, now: number, graceMs: number): boolean 
   return writtenAt === null || now - writtenAt >= graceMs;
 }
 
-/** Deletes at most this many keys between two looks at the publish leases. */
+/** Deletes at most this many keys between two looks at the leases and pointers. */
 const GC_BATCH = 64;
 
+export interface GcResult {
+  removed: string[];
+  /** Planned for deletion, but a lease or pointer written since the plan names them: kept. */
+  spared: string[];
+  /**
+   * Deleted, and named by a lease or pointer once gc was done: a publish ran its whole course
+   * between one of gc's looks and its deletes. That publish's model lacks them until it is
+   * published again (which puts them back).
+   */
+  raced: string[];
+}
+
 /**
- * Deletes what `plan` removes, in batches; before each batch it reads the publish leases
- * again and spares the keys a lease written since the plan names.
+ * Deletes what `plan` removes, in batches; before each batch it reads the publish leases and
+ * the pointers again and spares the keys named since the plan. A last look afterwards reports
+ * any deleted key that became referenced while it deleted.
  */
 export async function collectGarbage(
   kv: KvTarget,
   plan: GcPlan,
-  options: { now?: () => number; onDelete?: (done: number, total: number, key: string) => void } = {},
-): Promise<{ removed: string[]; spared: string[] }> {
+  options: { now?: () => number; onDelete?: (done: number, total: number, key: string) => void | Promise<void> } = {},
+): Promise<GcResult> {
   const now = options.now ?? Date.now;
+  const manifests: ManifestCache = new Map();
+  const named = async () => {
+    const { keys } = await leaseReferences(kv, now(), plan.graceMs);
+    for (const k of await pointerReferences(kv, manifests)) keys.add(k);
+    return keys;
+  };
   const removed: string[] = [];
   const spared: string[] = [];
   for (let i = 0; i < plan.remove.length; i += GC_BATCH) {
-    const leased = new Set<string>();
-    for (const { lease } of await readLeases(kv)) {
-      if (lease && lease.expiresAt > now()) for (const k of lease.keys) leased.add(k);
-    }
+    const protect = await named();
     for (const key of plan.remove.slice(i, i + GC_BATCH)) {
-      if (leased.has(key)) {
+      if (protect.has(key)) {
         spared.push(key);
         continue;
       }
-      options.onDelete?.(removed.length, plan.remove.length, key);
+      await options.onDelete?.(removed.length, plan.remove.length, key);
       await kv.delete(key);
       removed.push(key);
     }
   }
-  return { removed, spared };
+  const after = removed.length > 0 ? await named() : new Set<string>();
+  return { removed, spared, raced: removed.filter((k) => after.has(k)) };
 }

@@ -1,9 +1,11 @@
 // gc against publishes in flight, on the real KV targets: the real `edgeinfer gc` run in the
 // middle of a many-shard publish (tiny shards) deletes nothing that publish needs, and the
-// model loads whole afterwards through the Worker's loader; a publish whose entries vanish
-// mid-way puts them back before its pointer, or fails without writing it; unreferenced data
-// younger than the grace period is kept and collected once past it (clock injected); every
-// backend keeps the write times gc reads.
+// model loads whole afterwards through the Worker's loader; a publish that runs its whole
+// course while gc deletes is spared, or (inside one batch) reported and repaired by
+// publishing again; a publish whose entries vanish mid-way puts them back before its pointer,
+// or fails without writing it; leases are renewed and expire; unreferenced data younger than
+// the grace period is kept and collected once past it (clock injected); every backend keeps
+// the write times gc reads.
 
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -15,6 +17,7 @@ import { kvKeys } from "../../functions/model/manifest";
 import { loadModelFromKv, readManifest, resolveModelPointer } from "../../functions/runtime/loader";
 import { publishArtifacts, type PublishLease } from "../../scripts/build/publish";
 import type { BuildArtifacts } from "../../scripts/build/pipeline";
+import type { DType } from "../../kernels/quant";
 import { buildArtifactsFor } from "../../scripts/commands/build";
 import { DirectoryKv, openLocalKv, WranglerKv, type KvTarget } from "../../scripts/kv/targets";
 import { collectGarbage, DEFAULT_GC_GRACE_MS, planGc } from "../../scripts/tenancy/store";
@@ -27,9 +30,19 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const TINY_SHARD = 4096;
 const tinyShardMiB = `${TINY_SHARD / (1024 * 1024)}`;
 
-async function aidreamsArtifacts(id: string, contextLength?: number): Promise<BuildArtifacts> {
-  return buildArtifactsFor({ source: aidreams.checkpoint, tokenizer: aidreams.tokenizer, id, quant: "f32", shardBytes: TINY_SHARD, contextLength, remote: false, json: true });
+async function aidreamsArtifacts(id: string, contextLength?: number, quant: DType = "f32"): Promise<BuildArtifacts> {
+  return buildArtifactsFor({ source: aidreams.checkpoint, tokenizer: aidreams.tokenizer, id, quant, shardBytes: TINY_SHARD, contextLength, remote: false, json: true });
 }
+
+/** A folder KV where version 1 of "m" (f32, tiny shards) has fallen out of m's history (v2, v3 after it). */
+async function withOrphanedV1(dir: string) {
+  const kv = new DirectoryKv(dir);
+  const v1 = await aidreamsArtifacts("m");
+  for (const a of [v1, await aidreamsArtifacts("m", undefined, "q8_0"), await aidreamsArtifacts("m", undefined, "q4_0")]) await publishArtifacts(kv, a);
+  return { kv, v1Shards: v1.manifest.weights.shards.map((s) => kvKeys.shard(s.sha256)), v1Manifest: kvKeys.manifest(v1.manifestSha256) };
+}
+
+const missingFrom = (dir: string, a: BuildArtifacts) => needed(a).filter((k) => !existsSync(join(dir, k)));
 
 /** The content-addressed keys a pointer to these artifacts references. */
 const needed = (a: BuildArtifacts) => a.entries.filter((e) => e.immutable).map((e) => e.key);
@@ -113,6 +126,46 @@ describe("gc during a publish", () => {
     const after = edgeinfer(["gc", "--grace", "0", "--persist-to", persistTo]);
     expect(after.leases).toBe(0);
     expect(after.removed).toEqual([]);
+  });
+});
+
+describe("a publish that runs its whole course while gc deletes", () => {
+  it("between gc's plan and its deletes: gc looks again and spares what the new pointer references", async () => {
+    const dir = join(work, "between");
+    const { kv, v1Shards, v1Manifest } = await withOrphanedV1(dir);
+    const plan = await planGc(kv, { graceMs: 0 });
+    expect([...plan.remove].sort()).toEqual([...v1Shards, v1Manifest].sort());
+    // The same weights under another id: it reuses v1's shards, found present.
+    const again = await aidreamsArtifacts("again", 96);
+    expect((await publishArtifacts(kv, again)).alreadyPresent).toBe(v1Shards.length + 1);
+    const done = await collectGarbage(kv, plan);
+    expect(done.removed).toEqual([v1Manifest]);
+    expect([...done.spared].sort()).toEqual([...v1Shards].sort());
+    expect(done.raced).toEqual([]);
+    expect(missingFrom(dir, again)).toEqual([]);
+  });
+
+  it("inside one of gc's batches: gc says which keys it took, and publishing again puts them back", async () => {
+    const dir = join(work, "inside");
+    const { kv, v1Shards, v1Manifest } = await withOrphanedV1(dir);
+    const plan = await planGc(kv, { graceMs: 0 });
+    const again = await aidreamsArtifacts("again", 96);
+    const done = await collectGarbage(kv, plan, {
+      // Right after gc's look before its first batch, a whole publish reusing v1's shards.
+      onDelete: async (i) => {
+        if (i === 0) await publishArtifacts(kv, again);
+      },
+    });
+    // The first batch (64 keys) went ahead; the looks after it saw the new pointer.
+    const firstBatch = plan.remove.slice(0, 64);
+    expect(done.raced).toEqual(firstBatch);
+    expect([...done.spared].sort()).toEqual(v1Shards.filter((k) => !firstBatch.includes(k)).sort());
+    expect(done.removed).toEqual([...firstBatch, v1Manifest]);
+    expect(missingFrom(dir, again).sort()).toEqual([...firstBatch].sort());
+    const republished = await publishArtifacts(kv, again);
+    expect(republished.pointer).toBe("unchanged");
+    expect([...republished.written].sort()).toEqual([...firstBatch].sort());
+    expect(missingFrom(dir, again)).toEqual([]);
   });
 });
 
@@ -212,6 +265,27 @@ describe("the grace period", () => {
     const after = await planGc(kv, { graceMs: 0, now: t0 + 61_000 });
     expect(after.leases).toBe(0);
     expect([...after.remove].sort()).toEqual([...written.map((e) => e.key), kvKeys.publishLease("crashed-1")].sort());
+  });
+
+  it("a long upload renews its lease before it expires (clock injected)", async () => {
+    const dir = join(work, "renew");
+    const artifacts = await aidreamsArtifacts("renew");
+    let clock = 1_000_000;
+    const seen: Array<{ at: number; expiresAt: number }> = [];
+    await publishArtifacts(new DirectoryKv(dir), artifacts, undefined, (done) => {
+      // Each entry takes 100 "ms" of a 1000 "ms" lease.
+      clock += 100;
+      if (done % 10 === 0 && done > 0) {
+        const [file] = readdirSync(join(dir, "publishes"));
+        const lease = JSON.parse(readFileSync(join(dir, "publishes", file!), "utf8")) as PublishLease;
+        seen.push({ at: clock, expiresAt: lease.expiresAt });
+        expect(lease.keys).toEqual(needed(artifacts));
+      }
+    }, { now: () => clock, leaseMs: 1000 });
+    expect(seen.length).toBeGreaterThan(10);
+    // Never about to lapse (renewed at half-time), and moving on with the upload.
+    for (const s of seen) expect(s.expiresAt - s.at).toBeGreaterThanOrEqual(400);
+    expect(seen.at(-1)!.expiresAt).toBeGreaterThan(seen[0]!.expiresAt + 10_000);
   });
 
   it("a publish that fails leaves no lease behind", async () => {
