@@ -52,8 +52,6 @@ export interface PublishResult {
 }
 
 export interface PublishOptions {
-  /** Called before each entry is written (key "" once all are). */
-  onProgress?: (done: number, total: number, key: string) => void;
   /** The clock (for tests); Date.now by default. */
   now?: () => number;
   leaseMs?: number;
@@ -77,16 +75,16 @@ export async function publishArtifacts(
   target: KvTarget,
   artifacts: BuildArtifacts,
   pointerKey = kvKeys.modelPointer(artifacts.manifest.id),
+  /** Called before each entry is written (key "" once all are). */
   onProgress?: (done: number, total: number, key: string) => void,
   options: PublishOptions = {},
 ): Promise<PublishResult> {
   const now = options.now ?? Date.now;
-  const progress = onProgress ?? options.onProgress;
   const current = await readPointer(target, pointerKey);
   if (current?.manifest === artifacts.manifestSha256) {
     // Already live: the pointer itself keeps this data from gc; put back anything missing.
     const plan = await planPublish(target, artifacts, pointerKey);
-    const { written, bytesWritten } = await writeEntries(target, plan.missing, progress);
+    const { written, bytesWritten } = await writeEntries(target, plan.missing, onProgress);
     return { written, alreadyPresent: plan.alreadyPresent, bytesWritten, pointer: "unchanged", previousManifest: current.previous, restored: [] };
   }
 
@@ -95,7 +93,7 @@ export async function publishArtifacts(
   try {
     // Planned after the lease is visible: what is found present now stays present for gc.
     const plan = await planPublish(target, artifacts, pointerKey);
-    const { written, bytesWritten } = await writeEntries(target, plan.missing, progress, () => lease.renewIfDue());
+    const { written, bytesWritten } = await writeEntries(target, plan.missing, onProgress, () => lease.renewIfDue());
     const restored = await restoreVanished(target, artifacts, () => lease.renewIfDue());
     const pointer: ModelPointer = { manifest: artifacts.manifestSha256, previous: plan.current?.manifest ?? null };
     await target.put(pointerKey, new TextEncoder().encode(JSON.stringify(pointer)));
