@@ -32,7 +32,7 @@ export function testModelPaths(): Record<string, string> {
 export function sharedModelPath(name: string): string {
   const path = testModelPaths()[name];
   if (!path || !existsSync(path)) {
-    throw new Error(`missing test model ${name}: not in EDGEINFER_MODEL_DIR, ~/.cache/edgeinfer/models or ../shared/models, and not downloaded (run the tests through vitest, whose global setup downloads it; see README "Tests")`);
+    throw new Error(`missing test model ${name}: not in EDGEINFER_MODEL_DIR, ~/.cache/edgeinfer/models or ../shared/models, and not downloaded (run the tests through vitest: its global setup, test/setup/models.ts, downloads what is missing)`);
   }
   return path;
 }
