@@ -305,9 +305,9 @@ describe("write times on every KV target", () => {
     const after = Date.now();
     const [info] = await kv.listWithTimes("shards/");
     expect(info.key).toBe("shards/0000");
-    // (file systems keep mtimes to the millisecond or finer; allow the rounding)
-    expect(info.writtenAt).toBeGreaterThanOrEqual(before - 1);
-    expect(info.writtenAt).toBeLessThanOrEqual(after + 1);
+    // The time of this write (file systems stamp mtimes from a coarse clock, a few ms behind).
+    expect(info.writtenAt).toBeGreaterThan(before - 1000);
+    expect(info.writtenAt).toBeLessThanOrEqual(after + 1000);
     if (!withGc) return;
     expect((await planGc(kv, { now: after })).recent).toEqual(["shards/0000"]);
     expect((await planGc(kv, { now: after + DEFAULT_GC_GRACE_MS + 1 })).remove).toEqual(["shards/0000"]);
