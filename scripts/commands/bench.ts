@@ -13,6 +13,7 @@ import { formatReport } from "../bench/report";
 import { defaultOptions, runBench } from "../bench/run";
 import { benchChart } from "../bench/svg";
 import type { BenchQuant } from "../bench/weights";
+import { LLAMA2_TOKENIZER, resolveModelFiles } from "../default-model";
 import { CliError, endProgress, progress, type Command } from "./command";
 
 const USAGE =
@@ -20,10 +21,9 @@ const USAGE =
 
 export const DOCS_DIR = join(projectRoot, "docs", "bench");
 
-export function defaultTokenizer(): string {
-  const dirs = [process.env.EDGEINFER_MODEL_DIR, join(projectRoot, "..", "shared", "models")].filter((d): d is string => !!d);
-  for (const d of dirs) if (existsSync(join(d, "llama2-tokenizer.bin"))) return join(d, "llama2-tokenizer.bin");
-  throw new CliError(`no llama2-tokenizer.bin in ${dirs.join(" or ")}; pass --tokenizer <file> (llama2.c's tokenizer.bin, 32000 tokens)`);
+/** llama2.c's 32,000-token tokenizer.bin, found (or downloaded, checked by sha256) as `npm start` finds its model files. */
+export async function defaultTokenizer(json = false): Promise<string> {
+  return (await resolveModelFiles([LLAMA2_TOKENIZER], { json }))[LLAMA2_TOKENIZER.name];
 }
 
 export const benchCommand: Command = {
@@ -47,7 +47,7 @@ export const benchCommand: Command = {
     });
     if (positionals.length) throw new CliError(USAGE);
     const json = values.json;
-    const tokenizer = values.tokenizer ?? defaultTokenizer();
+    const tokenizer = values.tokenizer ?? (await defaultTokenizer(json));
     if (!existsSync(tokenizer)) throw new CliError(`no such tokenizer file: ${tokenizer}`);
     const o = defaultOptions(values.quick, tokenizer, (line) => progress(json, `bench: ${line}`));
     if (values.shapes) {

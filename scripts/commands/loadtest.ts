@@ -43,7 +43,7 @@ export const loadtestCommand: Command = {
       ? null
       : await startServeProcess({
           // the stories15M-shape model built into the server's local KV before it starts
-          prepare: withStories ? async (persistTo) => void (await buildIntoLocalKv(ensureCheckpoint("stories15M"), defaultTokenizer(), STORIES15M, "q8_0", persistTo)) : undefined,
+          prepare: withStories ? async (persistTo) => void (await buildIntoLocalKv(ensureCheckpoint("stories15M"), await defaultTokenizer(values.json), STORIES15M, "q8_0", persistTo)) : undefined,
           timeoutMs: 300_000,
         }).catch((e: Error) => {
           throw new CliError(e.message);
