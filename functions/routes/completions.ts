@@ -18,7 +18,7 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
   const echo = request.echo ? promptText(lease.model, request.prompt, prepared.promptIds) : "";
   const ids = (tokenIds: number[], promptIds?: number[]) =>
     request.returnTokenIds ? { token_ids: tokenIds, ...(promptIds ? { prompt_token_ids: promptIds } : {}) } : {};
-  const generation = await startGeneration(lease, prepared);
+  const generation = await startGeneration(c.var.log, lease, prepared);
 
   if (request.stream) {
     const chunk = (choice: Record<string, unknown>) => ({ ...meta, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
@@ -52,10 +52,16 @@ export async function leaseAndPrepare(
   modelId: string,
   input: CompletionInput | ((model: LoadedModel) => CompletionInput),
 ): Promise<{ lease: ModelLease; prepared: PreparedCompletion }> {
+  const log = c.var.log;
+  log.model = modelId;
+  log.customer = c.var.customer ?? null;
   const lease = await c.var.models.acquire(c.env.MODELS, modelId, c.var.modelPointerKey?.(modelId));
+  log.modelVersion = lease.model.manifestSha256;
   try {
     const resolved = typeof input === "function" ? input(lease.model) : input;
-    return { lease, prepared: prepareCompletion(lease.model, resolved) };
+    const prepared = prepareCompletion(lease.model, resolved);
+    log.promptTokens = prepared.promptIds.length;
+    return { lease, prepared };
   } catch (e) {
     lease.release();
     if (e instanceof PromptTokenError) throw invalidRequest(e.message, "prompt", "invalid_token_id");

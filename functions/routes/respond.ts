@@ -1,24 +1,28 @@
 // What the completion routes share: handing a generation to the model's engine, running it to
 // its end, and server-sent events that end in `data: [DONE]`, report a failure as one error
 // event, and cancel the generation when the client goes away. The model lease goes back when
-// the generation ends, however it ends (the engine calls it, synchronously).
+// the generation ends, however it ends (the engine calls it, synchronously). Each fills in its
+// request's log line (tokens, time to first token, how it ended); a stream writes that line
+// itself when it ends or its client goes away, since that is after the handler has returned.
 
 import { toApiError } from "../api/errors";
 import type { Engine, GenerationStep, GenerationSummary, Sequence } from "../runtime/engine";
 import { admitted, readSequence } from "../runtime/generate";
 import type { PreparedCompletion } from "../runtime/completion";
 import type { ModelLease } from "../runtime/registry";
+import type { RequestLog } from "../log";
 
 export interface Generation {
   engine: Engine;
   seq: Sequence;
+  log: RequestLog;
 }
 
 /**
  * Submits the generation and waits until it holds a KV cache, so a model too busy to take it
  * is a 503 with Retry-After before any response starts.
  */
-export async function startGeneration(lease: ModelLease, prepared: PreparedCompletion): Promise<Generation> {
+export async function startGeneration(log: RequestLog, lease: ModelLease, prepared: PreparedCompletion): Promise<Generation> {
   const engine = lease.model.engine;
   let seq: Sequence;
   try {
@@ -28,18 +32,25 @@ export async function startGeneration(lease: ModelLease, prepared: PreparedCompl
     throw e;
   }
   await admitted(engine, seq);
-  return { engine, seq };
+  return { engine, seq, log };
 }
 
-export async function runToEnd({ engine, seq }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
+export async function runToEnd({ engine, seq, log }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
   let text = "";
   const run = readSequence(engine, seq);
   let step = await run.next();
   while (!step.done) {
+    if (step.value.tokenId >= 0) log.firstToken();
     text += step.value.text;
     step = await run.next();
   }
+  ended(log, step.value);
   return { text, summary: step.value };
+}
+
+function ended(log: RequestLog, summary: GenerationSummary): void {
+  log.completionTokens = summary.completionIds.length;
+  log.finishReason = summary.finishReason;
 }
 
 export function usage(promptTokens: number, completionTokens: number) {
@@ -53,7 +64,7 @@ export type Emit = (payload: unknown) => void;
  * end (each emits the payloads to send, or nothing).
  */
 export function sseResponse(
-  { engine, seq }: Generation,
+  { engine, seq, log }: Generation,
   events: {
     start(emit: Emit): void;
     step(emit: Emit, step: GenerationStep): void;
@@ -62,6 +73,7 @@ export function sseResponse(
 ): Response {
   const encoder = new TextEncoder();
   const abort = new AbortController();
+  log.stream = true;
   const body = new ReadableStream<Uint8Array>({
     async start(stream) {
       // After the client goes away the stream refuses writes.
@@ -73,16 +85,22 @@ export function sseResponse(
         const run = readSequence(engine, seq, abort.signal, true);
         let step = await run.next();
         while (!step.done) {
+          if (step.value.tokenId >= 0) log.firstToken();
           events.step(emit, step.value);
           step = await run.next();
         }
+        if (!abort.signal.aborted) ended(log, step.value);
         events.finish(emit, step.value);
       } catch (e) {
-        emit(toApiError(e).body);
+        const error = toApiError(e);
+        log.completionTokens = seq.completionIds.length;
+        log.fail(error);
+        emit(error.body);
       }
       if (!abort.signal.aborted) {
         emit("[DONE]");
         stream.close();
+        log.write(200);
       }
     },
     // The client went away. This request's timers and continuations may never run again (workerd
@@ -91,6 +109,8 @@ export function sseResponse(
     cancel() {
       abort.abort();
       engine.cancel(seq);
+      log.completionTokens = seq.completionIds.length;
+      log.write(200, true);
     },
   });
   return new Response(body, {

@@ -4,6 +4,7 @@
 // dropped to make room within the isolate's memory budget.
 
 import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
+import { logModelEvent } from "../log";
 import { ModelError } from "./errors";
 import { loadModelFromKv, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
 
@@ -105,6 +106,7 @@ export class ModelRegistry {
     try {
       const model = await loadModelFromKv(kv, id, manifestSha, manifest, { ...this.options, budgetBytes: free });
       this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
+      logModelEvent("model_load", { model: id, version: manifestSha, memory_bytes: model.memoryBytes });
       return model;
     } finally {
       this.reserved -= needed;
@@ -121,6 +123,7 @@ export class ModelRegistry {
         throw new ModelError("busy", id, `model '${id}' cannot be loaded right now: the memory it needs is in use by requests in progress; retry shortly`);
       }
       this.loaded.delete(victim[0]);
+      logModelEvent("model_evict", { model: victim[1].model.id, version: victim[0], memory_bytes: victim[1].model.memoryBytes, reason: `room for ${id}` });
     }
   }
 
