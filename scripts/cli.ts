@@ -1,33 +1,12 @@
 // edgeinfer: the developer's command line. One file per command under commands/; this file
 // only dispatches, and turns errors into one clear line (or one JSON object with --json).
 
-import { benchCommand } from "./commands/bench";
-import { buildCommand } from "./commands/build";
-import { deployCommand } from "./commands/deploy";
-import { customersCommand, gcCommand, keysCommand, modelsCommand, removeCommand, rollbackCommand } from "./commands/tenancy";
-import { genRandomCommand } from "./commands/gen-random";
-import { loadtestCommand } from "./commands/loadtest";
-import { serveCommand } from "./commands/serve";
-import { CliError, type Command } from "./commands/command";
-
-const commands: Record<string, Command> = {
-  build: buildCommand,
-  deploy: deployCommand,
-  customers: customersCommand,
-  models: modelsCommand,
-  keys: keysCommand,
-  remove: removeCommand,
-  rollback: rollbackCommand,
-  gc: gcCommand,
-  serve: serveCommand,
-  loadtest: loadtestCommand,
-  bench: benchCommand,
-  "gen-random": genRandomCommand,
-};
+import { commands } from "./commands/index";
+import { CliError, helpText, wantsHelp } from "./commands/command";
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return `usage: edgeinfer <command> [options]\n\ncommands:\n${lines.join("\n")}\n\nEvery command takes --json to print one JSON object instead of its report.`;
+  return `usage: edgeinfer <command> [options]\n\ncommands:\n${lines.join("\n")}\n\nEvery command takes --json to print one JSON object instead of its report, and --help (-h) to print its usage and options.`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -36,11 +15,15 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return 0;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   const json = rest.includes("--json");
   if (!command) {
     report(json, `unknown command '${name}'\n\n${usage()}`);
     return 2;
+  }
+  if (wantsHelp(rest)) {
+    console.log(helpText(command));
+    return 0;
   }
   try {
     return (await command.run(rest)) ?? 0;

@@ -14,10 +14,22 @@ import { defaultOptions, runBench } from "../bench/run";
 import { benchChart } from "../bench/svg";
 import type { BenchQuant } from "../bench/weights";
 import { LLAMA2_TOKENIZER, resolveModelFiles } from "../default-model";
-import { CliError, endProgress, progress, type Command } from "./command";
+import { CliError, endProgress, jsonOption, progress, type Command, type OptionSpecs } from "./command";
 
-const USAGE =
-  "usage: edgeinfer bench [--quick] [--json] [--write-docs] [--tokenizer llama2-tokenizer.bin] [--shapes stories15M,...] [--quants f32,q8_0,q4_0] [--no-ort] [--no-cold-start] [--no-bundle]";
+const benchOptions = {
+  quick: { type: "boolean", default: false, help: "stories15M only, shorter runs (what CI runs)" },
+  "write-docs": { type: "boolean", default: false, help: "write docs/bench/latest.json and docs/bench/bench.svg" },
+  tokenizer: { type: "string", value: "FILE", help: "llama2.c's 32000-token tokenizer.bin (default: found as npm start finds its model files, or downloaded)" },
+  shapes: { type: "string", value: "LIST", help: `comma-separated shapes to run, of ${SHAPE_NAMES.join(", ")}` },
+  quants: { type: "string", value: "LIST", help: "comma-separated quants to run, of f32, q8_0, q4_0" },
+  "no-ort": { type: "boolean", default: false, help: "skip the onnxruntime-web comparison" },
+  "no-cold-start": { type: "boolean", default: false, help: "skip the cold start under wrangler dev" },
+  "no-bundle": { type: "boolean", default: false, help: "skip the Worker bundle size" },
+  ...jsonOption,
+} as const satisfies OptionSpecs;
+
+const BENCH_USAGE = "bench [options]";
+const USAGE = `usage: edgeinfer ${BENCH_USAGE} (see edgeinfer bench --help)`;
 
 export const DOCS_DIR = join(projectRoot, "docs", "bench");
 
@@ -28,23 +40,10 @@ export async function defaultTokenizer(json = false): Promise<string> {
 
 export const benchCommand: Command = {
   summary: "benchmark decode/prefill speed, memory, cold start and bundle size against the roofline and onnxruntime-web (--quick for CI)",
+  usage: BENCH_USAGE,
+  options: benchOptions,
   async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        quick: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        "write-docs": { type: "boolean", default: false },
-        tokenizer: { type: "string" },
-        shapes: { type: "string" },
-        quants: { type: "string" },
-        "no-ort": { type: "boolean", default: false },
-        "no-cold-start": { type: "boolean", default: false },
-        "no-bundle": { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
+    const { values, positionals } = parseArgs({ args, options: benchOptions, strict: true, allowPositionals: true });
     if (positionals.length) throw new CliError(USAGE);
     const json = values.json;
     const tokenizer = values.tokenizer ?? (await defaultTokenizer(json));

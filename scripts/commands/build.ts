@@ -8,22 +8,21 @@ import { checkFit, describePlan } from "../build/fit";
 import { publishArtifacts, type PublishResult } from "../build/publish";
 import { openKvTarget, type KvTarget } from "../kv/targets";
 import { loadSource } from "../sources/load";
-import { CliError, endProgress, progress, type Command } from "./command";
+import { CliError, endProgress, progress, targetOptions, type Command, type OptionSpecs } from "./command";
 
 const QUANTS = new Set(["f32", "f16", "q8_0", "q4_0"]);
 
 export const buildOptions = {
-  tokenizer: { type: "string" },
-  id: { type: "string" },
-  quant: { type: "string", default: "q8_0" },
-  context: { type: "string" },
-  "kv-cache": { type: "string" },
-  "shard-size": { type: "string" },
-  remote: { type: "boolean", default: false },
-  "persist-to": { type: "string" },
-  out: { type: "string" },
-  json: { type: "boolean", default: false },
-} as const;
+  id: { type: "string", value: "MODEL-ID", help: "the model id it is served under (required)" },
+  tokenizer: { type: "string", value: "FILE", help: "llama2.c's tokenizer.bin (llama2.c checkpoints only)" },
+  quant: { type: "string", default: "q8_0", value: "f32|f16|q8_0|q4_0", help: "weight format" },
+  context: { type: "string", value: "N", help: "shorten the context to N tokens (less KV cache memory)" },
+  "kv-cache": { type: "string", value: "f32|f16", help: "KV cache format (default: f32 for f32 models, else f16)" },
+  "shard-size": { type: "string", value: "MiB", help: "largest shard in MiB (default: 8; KV allows 25)" },
+  ...targetOptions,
+} as const satisfies OptionSpecs;
+
+const BUILD_USAGE = "build <checkpoint | hf-folder | file.gguf | hf:org/repo[@rev]> --id <model-id> [options]";
 
 export interface BuildRequest {
   /** A llama2.c checkpoint, a Hugging Face folder, a .gguf file or hf:<org>/<repo>[@revision]. */
@@ -49,9 +48,11 @@ export interface BuildOutcome {
 
 export const buildCommand: Command = {
   summary: "quantize a checkpoint, shard it into KV and point the model id at it",
+  usage: BUILD_USAGE,
+  options: buildOptions,
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: buildOptions, allowPositionals: true, strict: true });
-    if (positionals.length !== 1) throw new CliError("usage: edgeinfer build <checkpoint | hf-folder | file.gguf | hf:org/repo[@rev]> --id <model-id> [--tokenizer tokenizer.bin] [--quant f32|f16|q8_0|q4_0] [--context N] [--kv-cache f32|f16] [--shard-size MiB] [--remote | --persist-to DIR | --out DIR] [--json]");
+    if (positionals.length !== 1) throw new CliError(`usage: edgeinfer ${BUILD_USAGE} (see edgeinfer build --help)`);
     if (!values.id) throw new CliError("--id <model-id> is required");
     if (!QUANTS.has(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
     const kvCache = values["kv-cache"];

@@ -11,34 +11,28 @@ import { planPublish, publishArtifacts } from "../build/publish";
 import { openKvTarget } from "../kv/targets";
 import { checkCustomerName, ensureCustomer, readCustomer } from "../tenancy/store";
 import { buildArtifactsFor } from "./build";
-import { CliError, endProgress, progress, type Command } from "./command";
+import { CliError, endProgress, progress, targetOptions, type Command, type OptionSpecs } from "./command";
 
-export const targetOptions = {
-  remote: { type: "boolean", default: false },
-  "persist-to": { type: "string" },
-  out: { type: "string" },
-  json: { type: "boolean", default: false },
-} as const;
+const deployOptions = {
+  model: { type: "string", value: "SOURCE", help: "what to build: a llama2.c checkpoint, a Hugging Face folder, a .gguf file or hf:org/repo[@rev] (required)" },
+  id: { type: "string", value: "NAME", help: "the model id the customer calls it by (default: from the source's name)" },
+  tokenizer: { type: "string", value: "FILE", help: "llama2.c's tokenizer.bin (llama2.c checkpoints only)" },
+  quant: { type: "string", default: "q8_0", value: "f32|f16|q8_0|q4_0", help: "weight format" },
+  context: { type: "string", value: "N", help: "shorten the context to N tokens" },
+  "dry-run": { type: "boolean", default: false, help: "print the plan (keys, bytes, what is new, the pointer change) and write nothing" },
+  ...targetOptions,
+} as const satisfies OptionSpecs;
+
+const DEPLOY_USAGE = "deploy <customer> --model <source> [options]";
 
 export const deployCommand: Command = {
   summary: "build a model and deploy it for a customer (creates the customer and its API key the first time)",
+  usage: DEPLOY_USAGE,
+  options: deployOptions,
   async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        id: { type: "string" },
-        tokenizer: { type: "string" },
-        quant: { type: "string", default: "q8_0" },
-        context: { type: "string" },
-        "dry-run": { type: "boolean", default: false },
-        ...targetOptions,
-      },
-      allowPositionals: true,
-      strict: true,
-    });
+    const { values, positionals } = parseArgs({ args, options: deployOptions, allowPositionals: true, strict: true });
     const [customer] = positionals;
-    if (positionals.length !== 1 || !values.model) throw new CliError("usage: edgeinfer deploy <customer> --model <source> [--id <name>] [--tokenizer <tokenizer.bin>] [--quant f32|f16|q8_0|q4_0] [--context N] [--dry-run] [--remote | --persist-to DIR | --out DIR] [--json]");
+    if (positionals.length !== 1 || !values.model) throw new CliError(`usage: edgeinfer ${DEPLOY_USAGE} (see edgeinfer deploy --help)`);
     checkCustomerName(customer);
     if (!["f32", "f16", "q8_0", "q4_0"].includes(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
     const id = values.id ?? defaultId(values.model);

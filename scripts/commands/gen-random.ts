@@ -5,30 +5,30 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { LlamaConfig } from "../../functions/model/description";
 import { randomLlamaModel, shapes, writeLlama2cCheckpoint } from "../import/llama2c-writer";
-import { CliError, type Command } from "./command";
+import { CliError, jsonOption, type Command, type OptionSpecs } from "./command";
+
+const genRandomOptions = {
+  out: { type: "string", value: "FILE", help: "where to write the checkpoint (required)" },
+  shape: { type: "string", value: "NAME", help: "a published shape: stories15M, stories42M or stories110M" },
+  seed: { type: "string", default: "1", value: "N", help: "random seed" },
+  version: { type: "string", default: "0", value: "0|1", help: "llama2.c checkpoint version" },
+  dim: { type: "string", value: "N", help: "model width (overrides the shape's)" },
+  hidden: { type: "string", value: "N", help: "feed-forward width" },
+  layers: { type: "string", value: "N", help: "layers" },
+  heads: { type: "string", value: "N", help: "attention heads" },
+  "kv-heads": { type: "string", value: "N", help: "key/value heads (grouped-query attention when fewer than --heads)" },
+  vocab: { type: "string", value: "N", help: "vocabulary size" },
+  "seq-len": { type: "string", value: "N", help: "context length" },
+  untied: { type: "boolean", default: false, help: "a separate classifier instead of the tied embedding" },
+  ...jsonOption,
+} as const satisfies OptionSpecs;
 
 export const genRandomCommand: Command = {
   summary: "write a random-weight llama2.c checkpoint (--shape stories15M|stories42M|stories110M or --dim ...)",
+  usage: "gen-random --out <file> (--shape <name> | --dim N --hidden N ...) [options]",
+  options: genRandomOptions,
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        shape: { type: "string" },
-        out: { type: "string" },
-        seed: { type: "string", default: "1" },
-        version: { type: "string", default: "0" },
-        dim: { type: "string" },
-        hidden: { type: "string" },
-        layers: { type: "string" },
-        heads: { type: "string" },
-        "kv-heads": { type: "string" },
-        vocab: { type: "string" },
-        "seq-len": { type: "string" },
-        untied: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-      },
-      strict: true,
-    });
+    const { values } = parseArgs({ args, options: genRandomOptions, strict: true });
     if (!values.out) throw new CliError("--out <file> is required");
     const base = values.shape ? (shapes as Record<string, Omit<LlamaConfig, "architecture" | "normEps" | "ropeTheta" | "ropeLayout" | "tiedEmbeddings">>)[values.shape] : undefined;
     if (values.shape && !base) throw new CliError(`unknown shape ${values.shape}; known: ${Object.keys(shapes).join(", ")}`);

@@ -7,26 +7,26 @@ import { ensureCheckpoint, modelId } from "../bench/models";
 import { runLoadtest, type LoadtestReport } from "../loadtest/run";
 import { startServeProcess } from "../serve-process";
 import { defaultTokenizer } from "./bench";
-import { CliError, type Command } from "./command";
+import { CliError, jsonOption, type Command, type OptionSpecs } from "./command";
+
+const loadtestOptions = {
+  quick: { type: "boolean", default: false, help: "a short run (60 requests, 8 connections) as npm test runs it" },
+  url: { type: "string", value: "URL", help: "test a server already running there instead of starting edgeinfer serve" },
+  connections: { type: "string", value: "N", help: "concurrent connections (default: 32, 8 with --quick)" },
+  amount: { type: "string", value: "N", help: "requests in all (default: 600, 60 with --quick)" },
+  "disconnect-share": { type: "string", value: "0..1", help: "share of streaming clients that hang up mid-stream (default: 0.25)" },
+  ...jsonOption,
+} as const satisfies OptionSpecs;
 
 /** Besides the default model, the full run loads a random-weight model of the stories15M shape at q8_0 (32,000-token vocabulary, 15M parameters). */
 const STORIES15M = modelId("stories15M", "q8_0");
 
 export const loadtestCommand: Command = {
   summary: "load-test the Worker under wrangler dev with a mixed workload, a share of streaming clients hanging up mid-stream (--quick for a short run, --disconnect-share 0..1)",
+  usage: "loadtest [options]",
+  options: loadtestOptions,
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        quick: { type: "boolean", default: false },
-        url: { type: "string" },
-        connections: { type: "string" },
-        amount: { type: "string" },
-        "disconnect-share": { type: "string" },
-        json: { type: "boolean", default: false },
-      },
-      strict: true,
-    });
+    const { values } = parseArgs({ args, options: loadtestOptions, strict: true });
     const quick = values.quick;
     const amount = Number(values.amount ?? (quick ? 60 : 600));
     const share = Number(values["disconnect-share"] ?? 0.25);

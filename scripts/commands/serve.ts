@@ -9,7 +9,13 @@ import { DEFAULT_MODEL, defaultModelFiles } from "../default-model";
 import { openKvTarget } from "../kv/targets";
 import { projectRoot } from "../paths";
 import { buildModel } from "./build";
-import type { Command } from "./command";
+import { jsonOption, type Command, type OptionSpecs } from "./command";
+
+const serveOptions = {
+  port: { type: "string", value: "N", help: "port on 127.0.0.1 (default: $PORT or 8787)" },
+  "persist-to": { type: "string", value: "DIR", help: "the wrangler state folder holding local KV (default: .wrangler/state)" },
+  ...jsonOption,
+} as const satisfies OptionSpecs;
 
 /** The default model is served at full precision under its own name, and at each quant beside it. */
 export const DEFAULT_VARIANTS: Array<{ id: string; quant: DType }> = [
@@ -35,12 +41,10 @@ export async function seedDefaultModel(persistTo: string | undefined, json: bool
 
 export const serveCommand: Command = {
   summary: "build the default model into local KV and serve the Worker with wrangler dev (npm start)",
+  usage: "serve [options]",
+  options: serveOptions,
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: { port: { type: "string" }, "persist-to": { type: "string" }, json: { type: "boolean", default: false } },
-      strict: true,
-    });
+    const { values } = parseArgs({ args, options: serveOptions, strict: true });
     const port = values.port ?? process.env.PORT ?? "8787";
     for (const line of await seedDefaultModel(values["persist-to"], values.json)) console.error(line);
     // wrangler runs on this same Node (>= 22), whatever `node` is first on PATH.

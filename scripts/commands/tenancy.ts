@@ -5,11 +5,16 @@ import { parseArgs } from "node:util";
 import { formatBytes } from "../../functions/model/memory";
 import { openKvTarget, type KvTarget } from "../kv/targets";
 import { checkCustomerName, collectGarbage, DEFAULT_GC_GRACE_MS, listCustomerModels, listCustomers, planGc, removeModel, rollback, rotateKey } from "../tenancy/store";
-import { CliError, progress, endProgress, type Command } from "./command";
-import { targetOptions } from "./deploy";
+import { CliError, progress, endProgress, targetOptions, type Command, type OptionSpecs } from "./command";
 
-async function withTarget<T>(args: string[], extra: Record<string, { type: "string" | "boolean"; default?: string | boolean }>, use: (kv: KvTarget, positionals: string[], values: Record<string, unknown>) => Promise<T>): Promise<T> {
-  const { values, positionals } = parseArgs({ args, options: { ...targetOptions, ...extra } as never, allowPositionals: true, strict: true });
+const gcOptions = {
+  "dry-run": { type: "boolean", default: false, help: "list what would be deleted, delete nothing" },
+  grace: { type: "string", value: "DURATION", help: "keep unreferenced data written less than this long ago, e.g. 30m, 2h, 0 (default: 1h)" },
+  ...targetOptions,
+} as const satisfies OptionSpecs;
+
+async function withTarget<T>(args: string[], options: OptionSpecs, use: (kv: KvTarget, positionals: string[], values: Record<string, unknown>) => Promise<T>): Promise<T> {
+  const { values, positionals } = parseArgs({ args, options: options as never, allowPositionals: true, strict: true });
   const v = values as Record<string, unknown>;
   const kv = await openKvTarget({ remote: v.remote as boolean, persistTo: v["persist-to"] as string | undefined, outDir: v.out as string | undefined });
   try {
@@ -26,8 +31,10 @@ function print(json: boolean, object: Record<string, unknown>, lines: string[]):
 
 export const customersCommand: Command = {
   summary: "list the customers",
+  usage: "customers [options]",
+  options: targetOptions,
   run: (args) =>
-    withTarget(args, {}, async (kv, _p, v) => {
+    withTarget(args, targetOptions, async (kv, _p, v) => {
       const customers = [];
       for (const name of await listCustomers(kv)) customers.push({ name, models: (await listCustomerModels(kv, name)).length });
       print(v.json as boolean, { customers }, customers.length ? customers.map((c) => `${c.name}\t${c.models} model(s)`) : ["no customers"]);
@@ -36,8 +43,10 @@ export const customersCommand: Command = {
 
 export const modelsCommand: Command = {
   summary: "list a customer's models (models <customer>)",
+  usage: "models <customer> [options]",
+  options: targetOptions,
   run: (args) =>
-    withTarget(args, {}, async (kv, [customer], v) => {
+    withTarget(args, targetOptions, async (kv, [customer], v) => {
       if (!customer) throw new CliError("usage: edgeinfer models <customer>");
       checkCustomerName(customer);
       const models = await listCustomerModels(kv, customer);
@@ -49,8 +58,10 @@ export const modelsCommand: Command = {
 
 export const keysCommand: Command = {
   summary: "keys rotate <customer>: replace a customer's API key (the old one stops working)",
+  usage: "keys rotate <customer> [options]",
+  options: targetOptions,
   run: (args) =>
-    withTarget(args, {}, async (kv, [verb, customer], v) => {
+    withTarget(args, targetOptions, async (kv, [verb, customer], v) => {
       if (verb !== "rotate" || !customer) throw new CliError("usage: edgeinfer keys rotate <customer>");
       const apiKey = await rotateKey(kv, customer);
       print(v.json as boolean, { customer, apiKey }, [`new API key for ${customer} (shown once; the old key no longer works):`, "", `  ${apiKey}`, ""]);
@@ -59,8 +70,10 @@ export const keysCommand: Command = {
 
 export const removeCommand: Command = {
   summary: "remove <customer> <id>: stop serving a customer's model (data stays until gc)",
+  usage: "remove <customer> <id> [options]",
+  options: targetOptions,
   run: (args) =>
-    withTarget(args, {}, async (kv, [customer, id], v) => {
+    withTarget(args, targetOptions, async (kv, [customer, id], v) => {
       if (!customer || !id) throw new CliError("usage: edgeinfer remove <customer> <id>");
       await removeModel(kv, customer, id);
       print(v.json as boolean, { customer, id, removed: true }, [`removed ${id} from ${customer}; run gc to delete its data`]);
@@ -69,8 +82,10 @@ export const removeCommand: Command = {
 
 export const rollbackCommand: Command = {
   summary: "rollback <customer> <id>: make the previous version live again",
+  usage: "rollback <customer> <id> [options]",
+  options: targetOptions,
   run: (args) =>
-    withTarget(args, {}, async (kv, [customer, id], v) => {
+    withTarget(args, targetOptions, async (kv, [customer, id], v) => {
       if (!customer || !id) throw new CliError("usage: edgeinfer rollback <customer> <id>");
       const pointer = await rollback(kv, customer, id);
       print(v.json as boolean, { customer, id, manifest: pointer.manifest, previous: pointer.previous }, [`${customer}/${id}: version ${pointer.manifest.slice(0, 12)} is live again (rolled back from ${pointer.previous?.slice(0, 12)})`]);
@@ -79,8 +94,10 @@ export const rollbackCommand: Command = {
 
 export const gcCommand: Command = {
   summary: "delete shards, tokenizers and manifests no live or previous version references, once older than --grace (default 1h; --dry-run to list)",
+  usage: "gc [options]",
+  options: gcOptions,
   run: (args) =>
-    withTarget(args, { "dry-run": { type: "boolean", default: false }, grace: { type: "string" } }, async (kv, _p, v) => {
+    withTarget(args, gcOptions, async (kv, _p, v) => {
       const json = v.json as boolean;
       const dryRun = v["dry-run"] as boolean;
       const graceMs = v.grace === undefined ? DEFAULT_GC_GRACE_MS : parseDuration(v.grace as string, "--grace");
