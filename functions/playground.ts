@@ -60,6 +60,8 @@ function setMode() {
   const chat = mode() === "chat";
   $("input-label").textContent = chat ? "Message" : "Prompt";
   $("clear").hidden = !chat;
+  conversation = [];
+  $("output").replaceChildren();
 }
 
 function turn(role, text) {
@@ -96,6 +98,7 @@ async function generate(event) {
   event.preventDefault();
   if (controller) return controller.abort();
   showError(null);
+  $("stats").textContent = "";
   const chat = mode() === "chat";
   const input = $("input").value;
   let body, out;
@@ -123,7 +126,7 @@ async function generate(event) {
   controller = new AbortController();
   $("go").textContent = "Stop";
   const started = performance.now();
-  let first = 0, tokens = 0, text = "", finish = "";
+  let first = 0, tokens = 0, text = "", finish = "", failed = false;
   const stats = () => {
     const now = performance.now();
     const rate = tokens > 1 && now > first ? ((tokens - 1) * 1000) / (now - first) : 0;
@@ -160,6 +163,7 @@ async function generate(event) {
       }
     }
   } catch (e) {
+    failed = !text;
     if (e.name !== "AbortError") showError(e);
   } finally {
     controller = null;
@@ -167,7 +171,7 @@ async function generate(event) {
     $("output").setAttribute("aria-busy", "false");
   }
   if (chat) {
-    if (text) conversation.push({ role: "assistant", content: text });
+    if (!failed) conversation.push({ role: "assistant", content: text });
     else {
       // Nothing came back: the turn is taken back so it can be sent again.
       conversation.pop();
@@ -216,6 +220,7 @@ textarea { resize: vertical; }
 .buttons { display: flex; gap: .5rem; align-items: center; }
 button { padding: .35rem 1rem; border: 1px solid #2d5c8f; border-radius: 4px; background: #2d6db5; color: #fff; cursor: pointer; }
 button.plain { background: #fff; color: #2d5c8f; }
+button { white-space: nowrap; }
 #stats { color: #4d5760; font-size: .9rem; font-variant-numeric: tabular-nums; }
 #error { padding: .5rem .75rem; border: 1px solid #c9302c; border-radius: 6px; background: #fdecea; color: #8a1f11; white-space: pre-wrap; }
 @media (max-width: 40rem) { form { grid-template-columns: 1fr; } }
