@@ -1,7 +1,8 @@
 // The playground (GET /) in a real headless browser: Debian's Chromium driven by
 // playwright-core, against `edgeinfer serve` (wrangler dev). The page loads and lists the
 // models, a completion streams in (several updates, ending in exactly the API's own greedy
-// text, with tokens/s and time to first token shown), and errors are shown readably.
+// text, with tokens/s and time to first token shown), errors are shown readably, a JSON schema
+// goes out as response_format, and a customer's key pasted in the page is used.
 // Screenshots go to test/.artifacts/screenshots; with EDGEINFER_WRITE_SCREENSHOTS=1 also to
 // docs/ (the README shows those).
 //
@@ -12,6 +13,7 @@ import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { aidreams, edgeinfer } from "../setup/fixtures";
 import { startServer, type RunningServer } from "./server";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -25,6 +27,9 @@ export function findChromium(): string | null {
 const executablePath = findChromium();
 const skip = !executablePath && !process.env.CI;
 if (skip) console.warn("playground browser test skipped: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH); under CI this is a failure");
+
+/** Waits until the generation is over: the stats line shows how it finished. */
+const finished = () => page.locator("#stats", { hasText: "finish:" }).waitFor();
 
 let server: RunningServer;
 let browser: Browser;
@@ -75,21 +80,23 @@ describe.skipIf(skip)("the playground in Chromium", () => {
     await page.getByLabel("Temperature").fill("0");
     await page.getByLabel("Max tokens").fill(String(request.max_tokens));
     await page.getByLabel("Prompt").fill(request.prompt);
-    // Every text the output shows on its way, as the page updates it.
+    // Every text the output shows on its way, as the page updates it. (This project's TypeScript
+    // has no DOM types, hence `globalThis as any` in code that runs in the page; strings would be
+    // eval'd, which the page's Content-Security-Policy forbids.)
     await page.evaluate(() => {
-      const seen: string[] = [];
-      (window as unknown as { seen: string[] }).seen = seen;
-      new MutationObserver(() => {
-        const out = document.querySelector("#output span:not(.prompt)");
-        if (out && out.textContent && seen[seen.length - 1] !== out.textContent) seen.push(out.textContent);
-      }).observe(document.getElementById("output")!, { subtree: true, childList: true, characterData: true });
+      const w = globalThis as any;
+      w.seen = [];
+      new w.MutationObserver(() => {
+        const out = w.document.querySelector("#output span:not(.prompt)");
+        if (out && out.textContent && w.seen[w.seen.length - 1] !== out.textContent) w.seen.push(out.textContent);
+      }).observe(w.document.getElementById("output"), { subtree: true, childList: true, characterData: true });
     });
     await page.getByRole("button", { name: "Generate" }).click();
-    await page.waitForFunction(() => document.getElementById("stats")!.textContent!.includes("finish:"));
+    await finished();
 
     expect(await page.locator("#output .prompt").textContent()).toBe(request.prompt);
     expect(await page.locator("#output span:not(.prompt)").textContent()).toBe(want.choices[0].text);
-    const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    const seen = (await page.evaluate(() => (globalThis as any).seen)) as string[];
     expect(seen.length).toBeGreaterThan(1);
     for (let i = 1; i < seen.length; i++) expect(seen[i].startsWith(seen[i - 1])).toBe(true);
     expect(await page.textContent("#stats")).toMatch(/^100 tokens · first token \d+ ms · \d+(\.\d)? tokens\/s · finish: length$/);
@@ -114,14 +121,66 @@ describe.skipIf(skip)("the playground in Chromium", () => {
     await page.getByLabel("Complete", { exact: true }).check();
     await page.getByLabel("JSON schema (optional)").fill("{type: object");
     await page.getByRole("button", { name: "Generate" }).click();
-    await page.waitForFunction(() => document.getElementById("error")!.textContent!.startsWith("The JSON schema is not valid JSON"));
+    await page.locator("#error", { hasText: "The JSON schema is not valid JSON" }).waitFor();
     await page.getByLabel("JSON schema (optional)").fill("");
 
     // A request the server refuses: the whole message, with the field it names.
     await page.getByLabel("Max tokens").fill("100000");
     await page.getByRole("button", { name: "Generate" }).click();
-    await page.waitForFunction(() => document.getElementById("error")!.textContent!.includes("context_length_exceeded"));
+    await page.locator("#error", { hasText: "context_length_exceeded" }).waitFor();
     expect(await error.textContent()).toMatch(/^HTTP 400 context_length_exceeded \(prompt\): this model's maximum context length is \d+ tokens, but \d+ were requested/);
+  });
+
+  it("sends a JSON schema as response_format, and shows the answer or the server's refusal", async () => {
+    const schema = { title: "pet", type: "object", properties: { name: { type: "string" } }, required: ["name"] };
+    await page.getByLabel("Max tokens").fill("20");
+    await page.getByLabel("JSON schema (optional)").fill(JSON.stringify(schema, null, 1));
+    const sent = page.waitForRequest((r) => r.url().endsWith("/v1/completions") && r.method() === "POST");
+    await page.getByRole("button", { name: "Generate" }).click();
+    const body = (await sent).postDataJSON() as Record<string, unknown>;
+    expect(body.response_format).toEqual({ type: "json_schema", json_schema: { name: "pet", schema } });
+    await page.locator("#stats:has-text('finish:'), #error:visible").first().waitFor();
+    // Either it ran, or the server said why not, in full.
+    if (await page.getByRole("alert").isVisible()) expect(await page.getByRole("alert").textContent()).toMatch(/^HTTP 400 \S+ \(response_format\): \S/);
+    await page.getByLabel("JSON schema (optional)").fill("");
+  });
+});
+
+describe.skipIf(skip)("the playground once customers exist", () => {
+  let key = "";
+
+  beforeAll(async () => {
+    if (!executablePath) throw new Error("no Chromium: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH; .ci/run installs it");
+    server = await startServer((persistTo) => {
+      key = edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, "--tokenizer", aidreams.tokenizer, "--id", "story", "--quant", "q8_0", "--persist-to", persistTo]).apiKey;
+    });
+    browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+    page = await browser.newPage({ viewport: { width: 960, height: 600 } });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("says a key is needed, then lists and runs the customer's model with the key pasted", async () => {
+    await page.goto(`${server.url}/`);
+    const error = page.getByRole("alert");
+    await error.waitFor({ state: "visible" });
+    expect(await error.textContent()).toBe("HTTP 401 invalid_api_key: This deployment needs an API key: send Authorization: Bearer <key>");
+
+    await page.getByLabel("API key (when the deployment needs one)").fill(key);
+    await page.getByLabel("API key (when the deployment needs one)").press("Tab");
+    await page.waitForSelector("#model option", { state: "attached" });
+    expect(await page.getByLabel("Model").locator("option").allTextContents()).toEqual(["story"]);
+    expect(await error.isHidden()).toBe(true);
+
+    await page.getByLabel("Complete", { exact: true }).check();
+    await page.getByLabel("Max tokens").fill("10");
+    await page.getByLabel("Prompt").fill("Once upon a time");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await finished();
+    expect(await page.textContent("#stats")).toMatch(/^10 tokens · first token \d+ ms · /);
   });
 });
 
