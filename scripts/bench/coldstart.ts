@@ -161,9 +161,12 @@ async function streamTimes(url: string, body: Record<string, unknown>): Promise<
   return { firstMs, endMs: performance.now() - t, tokens };
 }
 
+/** Tokens the API decode measurement generates after its 32-token prompt (the in-process reference uses the same). */
+export const apiDecodeTokens = (seqLen: number) => Math.min(160, seqLen - 40);
+
 async function measureApi(url: string, id: string, seqLen: number, vocab: number): Promise<Pick<ColdStartResult, "apiDecodeTokensPerSecond" | "ttft">> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const decodeTokens = Math.min(160, seqLen - 40);
+  const decodeTokens = apiDecodeTokens(seqLen);
   const rates: number[] = [];
   for (let i = 0; i < 3; i++) {
     const r = await streamTimes(url, { model: id, prompt: benchPrompt(32, vocab), max_tokens: decodeTokens, temperature: 0, stop: null });
