@@ -11,8 +11,7 @@ import { chatCompletions } from "./routes/chat";
 import { completions } from "./routes/completions";
 import { listModels } from "./routes/models";
 import { ModelError } from "./runtime/errors";
-import type { LoadOptions } from "./runtime/loader";
-import { ModelRegistry } from "./runtime/registry";
+import { ModelRegistry, type RegistryOptions } from "./runtime/registry";
 
 export interface AppContext {
   Bindings: Env;
@@ -30,7 +29,7 @@ export interface AppContext {
 
 export function createApp(
   kernelsModule: WebAssembly.Module,
-  options: Omit<LoadOptions, "kernelsModule"> = {},
+  options: Omit<RegistryOptions, "kernelsModule"> = {},
 ): { app: Hono<AppContext>; models: ModelRegistry } {
   const models = new ModelRegistry({ kernelsModule, ...options });
   const app = new Hono<AppContext>();

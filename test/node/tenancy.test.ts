@@ -57,13 +57,17 @@ describe("deploy", () => {
     // The next deploy finds the data there and only flips the pointer.
     const resumed = edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "story", "--quant", "q4_0", "--out", out]);
     expect(resumed.uploaded).toEqual(["customers/acme/models/story"]);
-    expect(readJson(out, "customers/acme/models/story")).toEqual({ manifest: plan.pointer.to, previous: live.manifest });
+    const before = Date.now();
+    expect(readJson(out, "customers/acme/models/story")).toEqual({ manifest: plan.pointer.to, previous: live.manifest, at: expect.any(Number) });
+    expect(readJson(out, "customers/acme/models/story").at).toBeLessThanOrEqual(before);
   });
 
   it("rollback needs a previous version and returns to it", () => {
     const before = readJson(out, "customers/acme/models/story");
     const back = edgeinfer(["rollback", "acme", "story", "--out", out]);
     expect(back.manifest).toBe(before.previous);
+    // A rollback is a new pointer write: its time tells the Worker it may still be propagating.
+    expect(readJson(out, "customers/acme/models/story").at).toBeGreaterThanOrEqual(before.at);
     expect(() => edgeinfer(["rollback", "acme", "nothing", "--out", out])).toThrow();
   });
 });
