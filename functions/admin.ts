@@ -6,6 +6,7 @@
 //   GET /admin/customers/:customer/limits
 //   PUT /admin/customers/:customer/limits   {rpm, concurrency, tokensPerDay}: numbers, or null for none
 //   GET /admin/customers/:customer/usage?since=YYYY-MM-DD
+//   GET /admin/status   this isolate's loaded models and their sequences (what /healthz shows in open mode)
 
 import { Hono, type Context } from "hono";
 import { readJsonBody } from "./api/body";
@@ -38,6 +39,11 @@ async function meterOf(c: Context<AppContext>) {
   const namespace = c.env.METER!;
   return { customer, meter: namespace.get(namespace.idFromName(customer)) };
 }
+
+admin.get("/status", (c) => {
+  const models = c.var.models;
+  return c.json({ status: "ok", memory: { inUse: models.memoryInUse, loadedModels: models.loadedModels.length }, loaded: models.loadedModels });
+});
 
 admin.get("/customers/:customer/limits", async (c) => {
   const { customer, meter } = await meterOf(c);
