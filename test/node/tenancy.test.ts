@@ -109,7 +109,10 @@ describe("customers, models, keys", () => {
   it("lists, rotates and refuses bad names", () => {
     const out = join(work, "misc");
     const first = edgeinfer(["deploy", "initech", "--model", aidreams.checkpoint, ...tok, "--id", "m", "--out", out]);
-    expect(edgeinfer(["customers", "--out", out]).customers).toEqual([{ name: "initech", models: 1 }]);
+    // Limits live behind the Worker; with none to ask, they are unknown and the report says why.
+    const listed = edgeinfer(["customers", "--out", out]);
+    expect(listed.customers).toEqual([{ name: "initech", models: 1, limits: null }]);
+    expect(typeof listed.limitsUnavailable).toBe("string");
     expect(edgeinfer(["models", "initech", "--out", out]).models.map((m: { id: string }) => m.id)).toEqual(["m"]);
     const rotated = edgeinfer(["keys", "rotate", "initech", "--out", out]);
     expect(rotated.apiKey).not.toBe(first.apiKey);
