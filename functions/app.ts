@@ -3,6 +3,8 @@
 import { Hono } from "hono";
 import { ApiError, toApiError } from "./api/errors";
 import { authenticate } from "./auth";
+import { admin } from "./admin";
+import { meter, type MeteredRequest } from "./metering/middleware";
 import { kvKeys } from "./model/manifest";
 import type { Env } from "./env";
 import { logError, requestLogging, type RequestLog } from "./log";
@@ -11,8 +13,7 @@ import { chatCompletions } from "./routes/chat";
 import { completions } from "./routes/completions";
 import { listModels } from "./routes/models";
 import { ModelError } from "./runtime/errors";
-import type { LoadOptions } from "./runtime/loader";
-import { ModelRegistry } from "./runtime/registry";
+import { ModelRegistry, type RegistryOptions } from "./runtime/registry";
 
 export interface AppContext {
   Bindings: Env;
@@ -25,12 +26,14 @@ export interface AppContext {
     /** Where model pointers live for this caller (per customer once keys exist). */
     modelPointerPrefix?: string;
     modelPointerKey?: (id: string) => string;
+    /** The customer's admitted request, ended with its usage (absent in open mode). */
+    metering?: MeteredRequest;
   };
 }
 
 export function createApp(
   kernelsModule: WebAssembly.Module,
-  options: Omit<LoadOptions, "kernelsModule"> = {},
+  options: Omit<RegistryOptions, "kernelsModule"> = {},
 ): { app: Hono<AppContext>; models: ModelRegistry } {
   const models = new ModelRegistry({ kernelsModule, ...options });
   const app = new Hono<AppContext>();
@@ -48,6 +51,8 @@ export function createApp(
     return c.json({ status: "ok", memory: { inUse: models.memoryInUse, loadedModels: models.loadedModels.length }, loaded: models.loadedModels });
   });
   app.use("/v1/*", authenticate);
+  app.use("/v1/*", meter);
+  app.route("/admin", admin);
   app.get("/v1/models", listModels);
   app.post("/v1/completions", completions);
   app.post("/v1/chat/completions", chatCompletions);

@@ -9,20 +9,25 @@ import { ApiError } from "./api/errors";
 import { sha256Hex } from "./model/hash";
 import { kvKeys, type CustomerRecord } from "./model/manifest";
 import type { AppContext } from "./app";
+import { POINTER_CACHE_TTL_S } from "./runtime/consistency";
+
+// Keys, records and the auth switch change (rotation, new customers): cached as briefly as
+// pointers, so a rotation reaches every location within KV's propagation + 30 s.
+const cacheTtl = POINTER_CACHE_TTL_S;
 
 const unauthorized = (message: string) => new ApiError(401, message, "authentication_error", null, "invalid_api_key");
 
 export const authenticate: MiddlewareHandler<AppContext> = async (c, next) => {
   const kv = c.env.MODELS;
   // Open mode: any key (the openai client always sends one) or none sees the open models.
-  if ((await kv.get(kvKeys.authRequired)) === null) return next();
+  if ((await kv.get(kvKeys.authRequired, { cacheTtl })) === null) return next();
   const header = c.req.header("authorization");
   if (!header) throw unauthorized("This deployment needs an API key: send Authorization: Bearer <key>");
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized("The Authorization header must be 'Bearer <key>'");
   const keyHash = await sha256Hex(match[1]);
-  const owner = await kv.get<{ customer: string }>(kvKeys.apiKey(keyHash), "json");
-  const record = owner ? await kv.get<CustomerRecord>(kvKeys.customerRecord(owner.customer), "json") : null;
+  const owner = await kv.get<{ customer: string }>(kvKeys.apiKey(keyHash), { type: "json", cacheTtl });
+  const record = owner ? await kv.get<CustomerRecord>(kvKeys.customerRecord(owner.customer), { type: "json", cacheTtl }) : null;
   // The key index could lag a rotation: the customer record holds the one current hash.
   if (!owner || !record || !timingSafeEqualHex(record.keyHash, keyHash)) throw unauthorized("Incorrect API key provided");
   c.set("customer", record.name);

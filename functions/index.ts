@@ -5,3 +5,5 @@ import { createApp } from "./app";
 
 export const { app, models } = createApp(kernelsModule);
 export default app;
+// The Durable Object class behind the METER binding (wrangler.toml).
+export { CustomerMeter } from "./metering/meter";

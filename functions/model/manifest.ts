@@ -5,7 +5,7 @@
 //   shards/<sha256>      one slice of the weights blob (content-addressed)
 //   tokenizers/<sha256>  the tokenizer file as built (content-addressed)
 //   manifests/<sha256>   a manifest (content-addressed: JSON below)
-//   models/<id>          pointer {manifest, previous} to the live version, written last
+//   models/<id>          pointer {manifest, previous, at} to the live version, written last
 //                        (open models, served without a key while no customer exists)
 //   customers/<c>/record            the customer: {name, keyHash, createdAt}
 //   customers/<c>/models/<id>       pointer to a customer's model (as models/<id>)
@@ -114,6 +114,11 @@ export interface Manifest {
 export interface ModelPointer {
   manifest: string;
   previous: string | null;
+  /**
+   * When the pointer was written (ms since the epoch), null in pointers older CLIs wrote. The
+   * Worker uses it to tell a version still propagating through KV from one that is settled.
+   */
+  at: number | null;
 }
 
 export class ManifestError extends Error {}
@@ -168,7 +173,8 @@ export function parseModelPointer(text: string): ModelPointer {
   if (typeof p !== "object" || p === null || typeof p.manifest !== "string" || !SHA256_RE.test(p.manifest)) {
     throw new ManifestError("model pointer does not name a manifest");
   }
-  return { manifest: p.manifest, previous: typeof p.previous === "string" ? p.previous : null };
+  const previous = typeof p.previous === "string" && SHA256_RE.test(p.previous) ? p.previous : null;
+  return { manifest: p.manifest, previous, at: typeof p.at === "number" && Number.isFinite(p.at) ? p.at : null };
 }
 
 /** Stable JSON (sorted keys) so the same model built twice hashes the same. */

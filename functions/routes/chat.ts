@@ -40,7 +40,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
   });
   const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
   const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
-  const generation = await startGeneration(c.var.log, lease, prepared);
+  const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
 
   if (request.stream) {
     const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({

@@ -18,7 +18,7 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
   const echo = request.echo ? promptText(lease.model, request.prompt, prepared.promptIds) : "";
   const ids = (tokenIds: number[], promptIds?: number[]) =>
     request.returnTokenIds ? { token_ids: tokenIds, ...(promptIds ? { prompt_token_ids: promptIds } : {}) } : {};
-  const generation = await startGeneration(c.var.log, lease, prepared);
+  const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
 
   if (request.stream) {
     const chunk = (choice: Record<string, unknown>) => ({ ...meta, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });

@@ -11,18 +11,23 @@ import { admitted, readSequence } from "../runtime/generate";
 import type { PreparedCompletion } from "../runtime/completion";
 import type { ModelLease } from "../runtime/registry";
 import type { RequestLog } from "../log";
+import type { MeteredRequest } from "../metering/middleware";
+import type { RequestUsage } from "../metering/limits";
 
 export interface Generation {
   engine: Engine;
   seq: Sequence;
   log: RequestLog;
+  /** The customer's metered request: ended with the tokens used, before usage is sent. */
+  metered?: MeteredRequest;
+  usageOf: (completionTokens: number) => RequestUsage;
 }
 
 /**
  * Submits the generation and waits until it holds a KV cache, so a model too busy to take it
  * is a 503 with Retry-After before any response starts.
  */
-export async function startGeneration(log: RequestLog, lease: ModelLease, prepared: PreparedCompletion): Promise<Generation> {
+export async function startGeneration(log: RequestLog, lease: ModelLease, prepared: PreparedCompletion, metered?: MeteredRequest): Promise<Generation> {
   const engine = lease.model.engine;
   let seq: Sequence;
   try {
@@ -32,20 +37,29 @@ export async function startGeneration(log: RequestLog, lease: ModelLease, prepar
     throw e;
   }
   await admitted(engine, seq);
-  return { engine, seq, log };
+  metered?.claim();
+  const model = lease.model.id;
+  return { engine, seq, log, metered, usageOf: (completionTokens) => ({ model, promptTokens: prepared.promptIds.length, completionTokens, embeddingInputs: 0 }) };
 }
 
-export async function runToEnd({ engine, seq, log }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
+export async function runToEnd({ engine, seq, log, metered, usageOf }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
   let text = "";
   const run = readSequence(engine, seq);
-  let step = await run.next();
-  while (!step.done) {
-    if (step.value.tokenId >= 0) log.firstToken();
-    text += step.value.text;
-    step = await run.next();
+  try {
+    let step = await run.next();
+    while (!step.done) {
+      if (step.value.tokenId >= 0) log.firstToken();
+      text += step.value.text;
+      step = await run.next();
+    }
+    await metered?.finish(usageOf(step.value.completionIds.length));
+    ended(log, step.value);
+    return { text, summary: step.value };
+  } catch (e) {
+    // The tokens generated before the failure were spent: counted, and the ticket ends.
+    await metered?.finish(usageOf(seq.completionIds.length)).catch(() => {});
+    throw e;
   }
-  ended(log, step.value);
-  return { text, summary: step.value };
 }
 
 function ended(log: RequestLog, summary: GenerationSummary): void {
@@ -64,7 +78,7 @@ export type Emit = (payload: unknown) => void;
  * end (each emits the payloads to send, or nothing).
  */
 export function sseResponse(
-  { engine, seq, log }: Generation,
+  { engine, seq, log, metered, usageOf }: Generation,
   events: {
     start(emit: Emit): void;
     step(emit: Emit, step: GenerationStep): void;
@@ -89,9 +103,11 @@ export function sseResponse(
           events.step(emit, step.value);
           step = await run.next();
         }
+        await metered?.finish(usageOf(step.value.completionIds.length));
         if (!abort.signal.aborted) ended(log, step.value);
         events.finish(emit, step.value);
       } catch (e) {
+        if (!abort.signal.aborted) await metered?.finish(usageOf(seq.completionIds.length)).catch(() => {});
         const error = toApiError(e);
         log.completionTokens = seq.completionIds.length;
         log.fail(error);
@@ -109,6 +125,7 @@ export function sseResponse(
     cancel() {
       abort.abort();
       engine.cancel(seq);
+      metered?.finishLater(usageOf(seq.completionIds.length));
       log.completionTokens = seq.completionIds.length;
       log.write(200, true);
     },

@@ -21,6 +21,20 @@ export class ModelError extends Error {
   }
 }
 
+/**
+ * A key the model needs was not in KV. Right after a deploy that can be propagation (the
+ * location sees the pointer before the data); the registry decides when it is a fault.
+ */
+export class MissingDataError extends ModelError {
+  constructor(
+    modelId: string,
+    readonly key: string,
+    message: string,
+  ) {
+    super("load_failed", modelId, message);
+  }
+}
+
 /** The prompt and the completion asked for do not fit the model's context. */
 export class ContextLengthError extends Error {
   constructor(

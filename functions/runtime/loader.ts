@@ -11,10 +11,12 @@ import {
   parseManifest,
   parseModelPointer,
   type Manifest,
+  type ModelPointer,
 } from "../model/manifest";
 import { MODEL_MEMORY_BUDGET_BYTES, PREFILL_CHUNK, formatBytes, perSequenceBytes } from "../model/memory";
 import { Engine, type EngineOptions } from "./engine";
-import { ModelError } from "./errors";
+import { POINTER_CACHE_TTL_S, SETTLED_CONTENT_CACHE_TTL_S } from "./consistency";
+import { MissingDataError, ModelError } from "./errors";
 import { createModel } from "./models";
 import type { CausalLm, KvCache } from "./weights";
 import { tokenizerFromBytes, type Tokenizer } from "./tokenizer/index";
@@ -40,25 +42,27 @@ export interface LoadOptions {
   maxSequences?: number;
   /** Admission queue and timeouts of each model's engine. */
   engine?: EngineOptions;
+  /** cacheTtl (seconds) of the content-addressed reads (see consistency.ts). */
+  contentCacheTtl?: number;
 }
 
 const SHARD_READS_IN_FLIGHT = 4;
 
-/** Which manifest a model id points at now. */
-export async function resolveModelPointer(kv: KVNamespace, id: string, pointerKey = kvKeys.modelPointer(id)): Promise<string> {
-  const text = await kvRead(id, `pointer ${pointerKey}`, () => kv.get(pointerKey, "text"), 10_000);
+/** Which manifest a model id points at now, and the version before it. */
+export async function resolveModelPointer(kv: KVNamespace, id: string, pointerKey = kvKeys.modelPointer(id)): Promise<ModelPointer> {
+  const text = await kvRead(id, `pointer ${pointerKey}`, () => kv.get(pointerKey, { type: "text", cacheTtl: POINTER_CACHE_TTL_S }), 10_000);
   if (text === null) throw new ModelError("unknown_model", id, `The model '${id}' does not exist`);
   try {
-    return parseModelPointer(text).manifest;
+    return parseModelPointer(text);
   } catch (e) {
     throw new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
   }
 }
 
-export async function readManifest(kv: KVNamespace, id: string, manifestSha256: string): Promise<Manifest> {
+export async function readManifest(kv: KVNamespace, id: string, manifestSha256: string, cacheTtl = SETTLED_CONTENT_CACHE_TTL_S): Promise<Manifest> {
   const key = kvKeys.manifest(manifestSha256);
-  const text = await kvRead(id, `manifest ${key}`, () => kv.get(key, "text"), 10_000);
-  if (text === null) throw new ModelError("load_failed", id, `model '${id}': manifest ${key} is missing from KV`);
+  const text = await kvRead(id, `manifest ${key}`, () => kv.get(key, { type: "text", cacheTtl }), 10_000);
+  if (text === null) throw new MissingDataError(id, key, `model '${id}': manifest ${key} is missing from KV`);
   if ((await sha256Hex(text)) !== manifestSha256) throw new ModelError("load_failed", id, `model '${id}': manifest ${key} does not match its hash`);
   try {
     return parseManifest(text);
@@ -85,11 +89,12 @@ export async function loadModelFromKv(
   const spare = budget - plan.total;
   const extra = perSequenceBytes(manifest.config, manifest.kvCacheDtype);
   const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / extra)));
-  const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000);
+  const cacheTtl = options.contentCacheTtl ?? SETTLED_CONTENT_CACHE_TTL_S;
+  const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000, cacheTtl);
   // Keep a tokenizer failure from surfacing as an unhandled rejection while shards load.
   tokenizerPromise.catch(() => {});
   const { model, caches, kernels } = await instantiateModel(manifest, options.kernelsModule, sequences, (k, ptr) =>
-    copyShards(kv, id, manifest, k, ptr, options.readTimeoutMs ?? 30_000),
+    copyShards(kv, id, manifest, k, ptr, options.readTimeoutMs ?? 30_000, cacheTtl),
   ).catch((e) => {
     throw e instanceof ModelError ? e : new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
   });
@@ -128,11 +133,11 @@ export async function instantiateModel(
   return { model, caches, kernels };
 }
 
-async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number): Promise<Tokenizer> {
+async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number, cacheTtl: number): Promise<Tokenizer> {
   const entry = manifest.tokenizer;
   const key = kvKeys.tokenizer(entry.sha256);
-  const buffer = await kvRead(id, `tokenizer ${key}`, () => kv.get(key, "arrayBuffer"), timeoutMs);
-  if (buffer === null) throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} is missing from KV`);
+  const buffer = await kvRead(id, `tokenizer ${key}`, () => kv.get(key, { type: "arrayBuffer", cacheTtl }), timeoutMs);
+  if (buffer === null) throw new MissingDataError(id, key, `model '${id}': tokenizer ${key} is missing from KV`);
   const bytes = new Uint8Array(buffer);
   if (bytes.byteLength !== entry.bytes || (await sha256Hex(bytes)) !== entry.sha256) {
     throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} does not match its hash`);
@@ -144,14 +149,14 @@ async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, ti
   }
 }
 
-async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kernels: Kernels, weightsPtr: number, timeoutMs: number): Promise<void> {
+async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kernels: Kernels, weightsPtr: number, timeoutMs: number, cacheTtl: number): Promise<void> {
   const shards = manifest.weights.shards;
   let next = 0;
   const worker = async () => {
     while (next < shards.length) {
       const index = next++;
       const shard = shards[index];
-      await copyShard(kv, id, shard.sha256, shard.bytes, kernels, weightsPtr + index * manifest.weights.shardBytes, timeoutMs);
+      await copyShard(kv, id, shard.sha256, shard.bytes, kernels, weightsPtr + index * manifest.weights.shardBytes, timeoutMs, cacheTtl);
     }
   };
   const workers = Array.from({ length: Math.min(SHARD_READS_IN_FLIGHT, shards.length) }, worker);
@@ -160,10 +165,10 @@ async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kerne
   if (failed) throw failed.reason;
 }
 
-async function copyShard(kv: KVNamespace, id: string, sha256: string, expectedBytes: number, kernels: Kernels, dest: number, timeoutMs: number): Promise<void> {
+async function copyShard(kv: KVNamespace, id: string, sha256: string, expectedBytes: number, kernels: Kernels, dest: number, timeoutMs: number, cacheTtl: number): Promise<void> {
   const key = kvKeys.shard(sha256);
-  const stream = await kvRead(id, `shard ${key}`, () => kv.get(key, "stream"), timeoutMs);
-  if (stream === null) throw new ModelError("load_failed", id, `model '${id}': shard ${key} is missing from KV`);
+  const stream = await kvRead(id, `shard ${key}`, () => kv.get(key, { type: "stream", cacheTtl }), timeoutMs);
+  if (stream === null) throw new MissingDataError(id, key, `model '${id}': shard ${key} is missing from KV`);
   const hasher = new DigestSink();
   let written = 0;
   const reader = stream.getReader();

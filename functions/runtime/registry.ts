@@ -2,10 +2,17 @@
 // request (so a new version or a rollback is picked up at once); loaded models are keyed by
 // manifest hash, loads in progress are shared, and the least recently used idle models are
 // dropped to make room within the isolate's memory budget.
+//
+// KV is eventually consistent per key, so a location can read a new pointer before the data
+// it names. A live version whose data is not readable here yet is not served half-done: the
+// pointer's previous version serves instead, and the live one is tried again with backoff
+// until its data arrives or the propagation bound passes (then it is an error). See
+// consistency.ts.
 
 import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
 import { logModelEvent } from "../log";
-import { ModelError } from "./errors";
+import { contentCacheTtl, PROPAGATION_BOUND_MS, retryDelayMs } from "./consistency";
+import { MissingDataError, ModelError } from "./errors";
 import { loadModelFromKv, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
 
 export interface ModelLease {
@@ -19,6 +26,19 @@ interface Entry {
   active: number;
 }
 
+/** A version whose data this isolate could not read yet, and when to try it again. */
+interface Arriving {
+  firstMissingAt: number;
+  attempts: number;
+  retryAt: number;
+  error: MissingDataError;
+}
+
+export interface RegistryOptions extends LoadOptions {
+  /** The clock that ages pointers and schedules retries (tests run it virtually). */
+  now?: () => number;
+}
+
 export class ModelRegistry {
   private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
@@ -26,12 +46,19 @@ export class ModelRegistry {
   private reserved = 0;
   /** Requests between resolving a model and pinning it, per manifest: such a model is never evicted. */
   private readonly wanted = new Map<string, number>();
+  /** Live versions whose data was missing here, by manifest hash. */
+  private readonly arriving = new Map<string, Arriving>();
   private clock = 0;
+  private readonly now: () => number;
+  /** Requests answered by a previous version because the live one's data had not arrived (tests, healthz). */
+  servedPrevious = 0;
 
   constructor(
-    private readonly options: LoadOptions,
+    private readonly options: RegistryOptions,
     private readonly budgetBytes = options.budgetBytes ?? MODEL_MEMORY_BUDGET_BYTES,
-  ) {}
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   get memoryInUse(): number {
     let total = 0;
@@ -49,14 +76,48 @@ export class ModelRegistry {
    * unloaded) until the lease is released, which the engine does when the generation ends.
    */
   async acquire(kv: KVNamespace, id: string, pointerKey?: string): Promise<ModelLease> {
-    const manifestSha = await resolveModelPointer(kv, id, pointerKey);
+    const pointer = await resolveModelPointer(kv, id, pointerKey);
+    const now = this.now();
+    const ttl = contentCacheTtl(pointer.at, now);
+    const live = pointer.manifest;
+    const waiting = this.arriving.get(live);
+    if (!pointer.previous || this.loaded.has(live) || !waiting || now >= waiting.retryAt) {
+      try {
+        const lease = await this.pin(kv, id, live, ttl);
+        this.arriving.delete(live);
+        return lease;
+      } catch (e) {
+        if (!(e instanceof MissingDataError) || !pointer.previous) throw e;
+        this.noteMissing(live, e);
+      }
+    }
+    // The live version's data has not all reached this location. Past the bound that is a
+    // fault; before it, the previous version (whole, long propagated) answers.
+    const arriving = this.arriving.get(live)!;
+    if (now >= (pointer.at ?? arriving.firstMissingAt) + PROPAGATION_BOUND_MS) throw arriving.error;
+    const lease = await this.pin(kv, id, pointer.previous, ttl);
+    this.servedPrevious++;
+    return lease;
+  }
+
+  /** One failed attempt (requests that shared the load count once), and when to try again. */
+  private noteMissing(manifestSha: string, error: MissingDataError): void {
+    const now = this.now();
+    const before = this.arriving.get(manifestSha);
+    if (before && before.retryAt > now) return;
+    const attempts = (before?.attempts ?? 0) + 1;
+    this.arriving.set(manifestSha, { firstMissingAt: before?.firstMissingAt ?? now, attempts, retryAt: now + retryDelayMs(attempts), error });
+  }
+
+  /** Version `manifestSha` of model `id`, loaded if needed and pinned until the lease is released. */
+  private async pin(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<ModelLease> {
     // Wanted from here until pinned: a load finishing for this request must not be evicted by
     // another request's makeRoom in between (that would hand out a model the registry no longer
     // counts, and load it twice).
     this.wanted.set(manifestSha, (this.wanted.get(manifestSha) ?? 0) + 1);
     let entry: Entry | undefined;
     try {
-      const model = await this.get(kv, id, manifestSha);
+      const model = await this.get(kv, id, manifestSha, cacheTtl);
       entry = this.loaded.get(manifestSha);
       if (!entry || entry.model !== model) throw new Error(`model '${id}' was unloaded while it was wanted`);
       entry.active++;
@@ -77,12 +138,12 @@ export class ModelRegistry {
     };
   }
 
-  private async get(kv: KVNamespace, id: string, manifestSha: string): Promise<LoadedModel> {
+  private async get(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
     const hit = this.loaded.get(manifestSha);
     if (hit) return hit.model;
     let pending = this.loading.get(manifestSha);
     if (!pending) {
-      pending = this.load(kv, id, manifestSha)
+      pending = this.load(kv, id, manifestSha, cacheTtl)
         .catch((e) => {
           // Logged here, once per failed load, however many requests were waiting on it.
           console.error(`edgeinfer: ${(e as Error).message}`);
@@ -94,8 +155,8 @@ export class ModelRegistry {
     return pending;
   }
 
-  private async load(kv: KVNamespace, id: string, manifestSha: string): Promise<LoadedModel> {
-    const manifest = await readManifest(kv, id, manifestSha);
+  private async load(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
+    const manifest = await readManifest(kv, id, manifestSha, cacheTtl);
     const needed = manifest.memory.total;
     if (needed > this.budgetBytes) {
       throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(needed)} loaded but the memory budget is ${formatBytes(this.budgetBytes)} (${formatBytes(needed - this.budgetBytes)} over); rebuild it with a smaller quant or context`);
@@ -104,7 +165,7 @@ export class ModelRegistry {
     const free = this.budgetBytes - this.memoryInUse - this.reserved;
     this.reserved += needed;
     try {
-      const model = await loadModelFromKv(kv, id, manifestSha, manifest, { ...this.options, budgetBytes: free });
+      const model = await loadModelFromKv(kv, id, manifestSha, manifest, { ...this.options, budgetBytes: free, contentCacheTtl: cacheTtl });
       this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
       logModelEvent("model_load", { model: id, version: manifestSha, memory_bytes: model.memoryBytes });
       return model;

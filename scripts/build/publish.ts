@@ -95,7 +95,8 @@ export async function publishArtifacts(
     const plan = await planPublish(target, artifacts, pointerKey);
     const { written, bytesWritten } = await writeEntries(target, plan.missing, onProgress, () => lease.renewIfDue());
     const restored = await restoreVanished(target, artifacts, () => lease.renewIfDue());
-    const pointer: ModelPointer = { manifest: artifacts.manifestSha256, previous: plan.current?.manifest ?? null };
+    // `at` lets the Worker tell a version still propagating through KV from a settled one.
+    const pointer: ModelPointer = { manifest: artifacts.manifestSha256, previous: plan.current?.manifest ?? null, at: now() };
     await target.put(pointerKey, new TextEncoder().encode(JSON.stringify(pointer)));
     written.push(pointerKey);
     // A gc that planned before the lease appeared may still have been deleting: look once more.

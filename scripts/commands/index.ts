@@ -7,6 +7,7 @@ import { deployCommand } from "./deploy";
 import { genRandomCommand } from "./gen-random";
 import { loadtestCommand } from "./loadtest";
 import { serveCommand } from "./serve";
+import { usageCommand } from "./usage";
 import { customersCommand, gcCommand, keysCommand, modelsCommand, removeCommand, rollbackCommand } from "./tenancy";
 
 export const commands: Record<string, Command> = {
@@ -18,6 +19,7 @@ export const commands: Record<string, Command> = {
   remove: removeCommand,
   rollback: rollbackCommand,
   gc: gcCommand,
+  usage: usageCommand,
   serve: serveCommand,
   loadtest: loadtestCommand,
   bench: benchCommand,

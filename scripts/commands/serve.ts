@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { DType } from "../../kernels/quant";
 import { DEFAULT_MODEL, defaultModelFiles } from "../default-model";
+import { localAdminKey } from "../admin/client";
 import { openKvTarget } from "../kv/targets";
 import { projectRoot } from "../paths";
 import { buildModel } from "./build";
@@ -49,9 +50,11 @@ export const serveCommand: Command = {
     for (const line of await seedDefaultModel(values["persist-to"], values.json)) console.error(line);
     // wrangler runs on this same Node (>= 22), whatever `node` is first on PATH.
     const wrangler = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
+    // The admin routes' key (`edgeinfer usage`, `customers limits` find it beside the state).
+    const adminKey = localAdminKey(values["persist-to"]);
     const child = spawn(
       process.execPath,
-      [wrangler, "dev", "--port", port, "--ip", "127.0.0.1", ...(values["persist-to"] ? ["--persist-to", values["persist-to"]] : [])],
+      [wrangler, "dev", "--port", port, "--ip", "127.0.0.1", "--var", `EDGEINFER_ADMIN_KEY:${adminKey}`, ...(values["persist-to"] ? ["--persist-to", values["persist-to"]] : [])],
       { cwd: projectRoot, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
     );
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));

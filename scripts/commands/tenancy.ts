@@ -1,11 +1,13 @@
-// The commands around deploy: customers, models <customer>, keys rotate <customer>,
-// remove <customer> <id>, rollback <customer> <id>, gc.
+// The commands around deploy: customers (and customers limits <customer>), models <customer>,
+// keys rotate <customer>, remove <customer> <id>, rollback <customer> <id>, gc.
 
 import { parseArgs } from "node:util";
 import { formatBytes } from "../../functions/model/memory";
 import { openKvTarget, type KvTarget } from "../kv/targets";
 import { checkCustomerName, collectGarbage, DEFAULT_GC_GRACE_MS, listCustomerModels, listCustomers, planGc, removeModel, rollback, rotateKey } from "../tenancy/store";
 import { CliError, progress, endProgress, targetOptions, type Command, type OptionSpecs } from "./command";
+import type { Limits } from "../../functions/metering/limits";
+import { adminOptions, adminTarget, getLimits, putLimits } from "../admin/client";
 
 const gcOptions = {
   "dry-run": { type: "boolean", default: false, help: "list what would be deleted, delete nothing" },
@@ -29,17 +31,72 @@ function print(json: boolean, object: Record<string, unknown>, lines: string[]):
   else for (const line of lines) console.log(line);
 }
 
+const customersOptions = {
+  rpm: { type: "string", value: "N", help: "with limits: requests admitted in any 60 s window ('none': no limit)" },
+  concurrency: { type: "string", value: "N", help: "with limits: requests in progress at once ('none': no limit)" },
+  "tokens-per-day": { type: "string", value: "N", help: "with limits: prompt + completion tokens per UTC day ('none': no limit)" },
+  url: adminOptions.url,
+  "admin-key": adminOptions["admin-key"],
+  ...targetOptions,
+} as const satisfies OptionSpecs;
+
 export const customersCommand: Command = {
-  summary: "list the customers",
-  usage: "customers [options]",
-  options: targetOptions,
-  run: (args) =>
-    withTarget(args, targetOptions, async (kv, _p, v) => {
-      const customers = [];
-      for (const name of await listCustomers(kv)) customers.push({ name, models: (await listCustomerModels(kv, name)).length });
-      print(v.json as boolean, { customers }, customers.length ? customers.map((c) => `${c.name}\t${c.models} model(s)`) : ["no customers"]);
-    }),
+  summary: "list the customers with their limits; 'customers limits <customer> --rpm N --concurrency N --tokens-per-day N' sets a customer's limits (flags not given stay as they are)",
+  usage: "customers [limits <customer>] [options]",
+  options: customersOptions,
+  run: (args) => (args[0] === "limits" ? setLimits(args.slice(1)) : listWithLimits(args)),
 };
+
+function listWithLimits(args: string[]) {
+  return withTarget(args, customersOptions, async (kv, _p, v) => {
+    // Limits live in each customer's meter, behind the Worker: shown when it can be reached.
+    let limitsOf: ((name: string) => Promise<Limits>) | null = null;
+    let unreachable: string | null = null;
+    try {
+      const target = adminTarget(v as never);
+      limitsOf = (name) => getLimits(target, name);
+    } catch (e) {
+      unreachable = (e as Error).message;
+    }
+    const customers = [];
+    for (const name of await listCustomers(kv)) {
+      let limits: Limits | null = null;
+      if (limitsOf && !unreachable) {
+        try {
+          limits = await limitsOf(name);
+        } catch (e) {
+          unreachable = (e as Error).message;
+        }
+      }
+      customers.push({ name, models: (await listCustomerModels(kv, name)).length, limits });
+    }
+    const show = (l: Limits | null) => (l ? `rpm ${l.rpm ?? "-"}, concurrency ${l.concurrency ?? "-"}, tokens/day ${l.tokensPerDay ?? "-"}` : "limits unknown");
+    print(v.json as boolean, { customers, ...(unreachable ? { limitsUnavailable: unreachable } : {}) }, customers.length
+      ? [...customers.map((c) => `${c.name}\t${c.models} model(s)\t${show(c.limits)}`), ...(unreachable ? [`(limits not shown: ${unreachable})`] : [])]
+      : ["no customers"]);
+  });
+}
+
+async function setLimits(args: string[]) {
+  const { values, positionals } = parseArgs({ args, options: customersOptions, allowPositionals: true, strict: true });
+  const [customer] = positionals;
+  if (positionals.length !== 1) throw new CliError("usage: edgeinfer customers limits <customer> [--rpm N] [--concurrency N] [--tokens-per-day N] [--url URL] [--admin-key KEY]");
+  checkCustomerName(customer);
+  const target = adminTarget(values);
+  const next = { ...(await getLimits(target, customer)) };
+  const flag = (name: "rpm" | "concurrency" | "tokens-per-day", key: keyof Limits) => {
+    const raw = values[name];
+    if (raw === undefined) return;
+    if (raw === "none") next[key] = null;
+    else if (/^\d+$/.test(raw) && Number.isSafeInteger(Number(raw))) next[key] = Number(raw);
+    else throw new CliError(`--${name} must be a whole number or 'none' (got ${raw})`);
+  };
+  flag("rpm", "rpm");
+  flag("concurrency", "concurrency");
+  flag("tokens-per-day", "tokensPerDay");
+  const limits = await putLimits(target, customer, next);
+  print(values.json, { customer, limits }, [`${customer}: rpm ${limits.rpm ?? "none"}, concurrency ${limits.concurrency ?? "none"}, tokens per day ${limits.tokensPerDay ?? "none"}`]);
+}
 
 export const modelsCommand: Command = {
   summary: "list a customer's models (models <customer>)",

@@ -106,9 +106,15 @@ export class DirectoryKv implements KvTarget {
 export const KV_BINDING = "MODELS";
 
 export async function openLocalKv(persistTo: string): Promise<KvTarget> {
-  const { getPlatformProxy } = await import("wrangler");
+  const { getPlatformProxy, unstable_readConfig } = await import("wrangler");
+  // The proxy needs only the KV binding (same namespace id, so the same local state); the
+  // Worker's other bindings (the meter's Durable Object) exist only in the Worker itself.
+  const config = unstable_readConfig({ config: join(projectRoot, "wrangler.toml") });
+  const scratch = mkdtempSync(join(tmpdir(), "edgeinfer-proxy-"));
+  const configPath = join(scratch, "wrangler.json");
+  writeFileSync(configPath, JSON.stringify({ name: config.name, compatibility_date: config.compatibility_date, kv_namespaces: config.kv_namespaces.filter((k: { binding: string }) => k.binding === KV_BINDING) }));
   const proxy = await getPlatformProxy<Record<string, KVNamespace>>({
-    configPath: join(projectRoot, "wrangler.toml"),
+    configPath,
     // wrangler dev keeps its state under <persist-to>/v3; point the proxy at the same place.
     persist: { path: join(persistTo, "v3") },
   });
@@ -130,7 +136,10 @@ export async function openLocalKv(persistTo: string): Promise<KvTarget> {
       return (await listAll(prefix)).map((k) => k.key);
     },
     listWithTimes: listAll,
-    close: () => proxy.dispose(),
+    close: async () => {
+      await proxy.dispose();
+      rmSync(scratch, { recursive: true, force: true });
+    },
   };
 
   async function listAll(prefix: string): Promise<KvKeyInfo[]> {

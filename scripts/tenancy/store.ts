@@ -113,7 +113,7 @@ export async function rollback(kv: KvTarget, customer: string, id: string): Prom
   const present = new Set(await kv.list("shards/"));
   const missing = manifest.weights.shards.filter((s) => !present.has(kvKeys.shard(s.sha256)));
   if (missing.length > 0) throw new CliError(`the previous version lacks ${missing.length} shard(s) in KV; not rolling back`);
-  const next = { manifest: pointer.previous, previous: pointer.manifest };
+  const next: ModelPointer = { manifest: pointer.previous, previous: pointer.manifest, at: Date.now() };
   await kv.put(key, text(JSON.stringify(next)));
   return next;
 }

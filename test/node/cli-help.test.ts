@@ -23,7 +23,7 @@ describe("edgeinfer <command> --help", () => {
   const names = Object.keys(commands);
 
   it("covers the commands the CLI has", () => {
-    expect(names).toEqual(expect.arrayContaining(["build", "deploy", "customers", "models", "keys", "remove", "rollback", "gc", "serve", "loadtest", "bench", "gen-random"]));
+    expect(names).toEqual(expect.arrayContaining(["build", "deploy", "customers", "models", "keys", "remove", "rollback", "gc", "usage", "serve", "loadtest", "bench", "gen-random"]));
   });
 
   it.each(names)("%s --help: its usage and every option, described, exit 0", async (name) => {

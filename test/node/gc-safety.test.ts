@@ -53,7 +53,7 @@ async function loadFromLocalKv(persistTo: string, id: string) {
   const proxy = await getPlatformProxy<{ MODELS: KVNamespace }>({ configPath: join(root, "wrangler.toml"), persist: { path: join(persistTo, "v3") } });
   try {
     const kv = proxy.env.MODELS;
-    const sha = await resolveModelPointer(kv, id);
+    const sha = (await resolveModelPointer(kv, id)).manifest;
     const manifest = await readManifest(kv, id, sha);
     const loaded = await loadModelFromKv(kv, id, sha, manifest, { kernelsModule: loadKernelsModuleForNode() });
     return { sha, shards: manifest.weights.shards.length, memoryBytes: loaded.memoryBytes };

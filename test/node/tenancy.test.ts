@@ -57,13 +57,17 @@ describe("deploy", () => {
     // The next deploy finds the data there and only flips the pointer.
     const resumed = edgeinfer(["deploy", "acme", "--model", aidreams.checkpoint, ...tok, "--id", "story", "--quant", "q4_0", "--out", out]);
     expect(resumed.uploaded).toEqual(["customers/acme/models/story"]);
-    expect(readJson(out, "customers/acme/models/story")).toEqual({ manifest: plan.pointer.to, previous: live.manifest });
+    const before = Date.now();
+    expect(readJson(out, "customers/acme/models/story")).toEqual({ manifest: plan.pointer.to, previous: live.manifest, at: expect.any(Number) });
+    expect(readJson(out, "customers/acme/models/story").at).toBeLessThanOrEqual(before);
   });
 
   it("rollback needs a previous version and returns to it", () => {
     const before = readJson(out, "customers/acme/models/story");
     const back = edgeinfer(["rollback", "acme", "story", "--out", out]);
     expect(back.manifest).toBe(before.previous);
+    // A rollback is a new pointer write: its time tells the Worker it may still be propagating.
+    expect(readJson(out, "customers/acme/models/story").at).toBeGreaterThanOrEqual(before.at);
     expect(() => edgeinfer(["rollback", "acme", "nothing", "--out", out])).toThrow();
   });
 });
@@ -105,7 +109,10 @@ describe("customers, models, keys", () => {
   it("lists, rotates and refuses bad names", () => {
     const out = join(work, "misc");
     const first = edgeinfer(["deploy", "initech", "--model", aidreams.checkpoint, ...tok, "--id", "m", "--out", out]);
-    expect(edgeinfer(["customers", "--out", out]).customers).toEqual([{ name: "initech", models: 1 }]);
+    // Limits live behind the Worker; with none to ask, they are unknown and the report says why.
+    const listed = edgeinfer(["customers", "--out", out]);
+    expect(listed.customers).toEqual([{ name: "initech", models: 1, limits: null }]);
+    expect(typeof listed.limitsUnavailable).toBe("string");
     expect(edgeinfer(["models", "initech", "--out", out]).models.map((m: { id: string }) => m.id)).toEqual(["m"]);
     const rotated = edgeinfer(["keys", "rotate", "initech", "--out", out]);
     expect(rotated.apiKey).not.toBe(first.apiKey);
