@@ -1,14 +1,6 @@
 // Turns one f32 tensor into the bytes of its stored dtype, and measures what that cost.
 
-import {
-  dequantizeQ4_0,
-  dequantizeQ8_0,
-  fromF16,
-  quantizeQ4_0,
-  quantizeQ8_0,
-  toF16,
-  type DType,
-} from "../../kernels/quant";
+import { dequantize, fromF16, isQuantized, matrixDtype, quantize, toF16, type DType } from "../../kernels/quant";
 import type { ImportedTensor } from "../../functions/model/description";
 
 export interface QuantizedTensor {
@@ -21,12 +13,18 @@ export interface QuantizedTensor {
   maxAbsError: number;
 }
 
-/** Matrices take the requested scheme; vectors (norm weights) stay f32. */
-export function storedDtype(tensor: ImportedTensor, quant: DType): DType {
-  return tensor.shape.length === 2 ? quant : "f32";
+/**
+ * Matrices take the requested scheme (a K-quant falls back for rows that are not whole
+ * 256-value blocks, see matrixDtype); vectors (norm weights) stay f32. `quant` null keeps each
+ * matrix as the source stored it (a GGUF file's own types; f32 where the source has no blocks).
+ */
+export function storedDtype(tensor: Pick<ImportedTensor, "shape" | "quantized">, quant: DType | null): DType {
+  if (tensor.shape.length !== 2) return "f32";
+  if (quant === null) return tensor.quantized?.dtype ?? "f32";
+  return matrixDtype(quant, tensor.shape[1]!);
 }
 
-export function quantizeTensor(tensor: ImportedTensor, quant: DType): QuantizedTensor {
+export function quantizeTensor(tensor: ImportedTensor, quant: DType | null): QuantizedTensor {
   const dtype = storedDtype(tensor, quant);
   const rows = tensor.shape.length === 2 ? tensor.shape[0] : 1;
   const cols = tensor.shape[tensor.shape.length - 1];
@@ -36,23 +34,17 @@ export function quantizeTensor(tensor: ImportedTensor, quant: DType): QuantizedT
     // Blocks from the source (GGUF) are ours already: copy, don't requantize.
     return { name: tensor.name, dtype, shape: tensor.shape, data: tensor.quantized.bytes, relRmsError: 0, maxAbsError: 0 };
   }
-  switch (dtype) {
-    case "f32":
-      data = new Uint8Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength));
-      restored = tensor.data;
-      break;
-    case "f16":
-      data = toF16(tensor.data);
-      restored = fromF16(data);
-      break;
-    case "q8_0":
-      data = quantizeQ8_0(tensor.data, rows, cols);
-      restored = dequantizeQ8_0(data, rows, cols);
-      break;
-    case "q4_0":
-      data = quantizeQ4_0(tensor.data, rows, cols);
-      restored = dequantizeQ4_0(data, rows, cols);
-      break;
+  if (dtype === "f32") {
+    data = new Uint8Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength));
+    restored = tensor.data;
+  } else if (dtype === "f16") {
+    data = toF16(tensor.data);
+    restored = fromF16(data);
+  } else if (isQuantized(dtype)) {
+    data = quantize(dtype, tensor.data, rows, cols);
+    restored = dequantize(dtype, data, rows, cols);
+  } else {
+    throw new Error(`tensor ${tensor.name}: unknown dtype ${String(dtype)}`);
   }
   let sq = 0;
   let err = 0;
