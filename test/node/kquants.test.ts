@@ -218,3 +218,113 @@ describe("block formats", () => {
     });
   }
 });
+
+describe("kernels.wasm against the references", () => {
+  let K: Kernels;
+  beforeAll(() => {
+    K = Kernels.create(loadKernelsModuleForNode(), 32 << 20);
+  });
+  function put(data: ArrayBufferView): Ptr {
+    const p = K.alloc(data.byteLength, 64);
+    K.write(p, data);
+    return p;
+  }
+  function scoped<T>(fn: () => T): T {
+    const m = K.mark();
+    try {
+      return fn();
+    } finally {
+      K.release(m);
+    }
+  }
+  const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+  for (const format of ["q8_1", "q8_k"] as const) {
+    it(`${format} activation quantization is byte-identical (random, zero and partial blocks, outliers)`, () => {
+      const r = rng(21);
+      for (const n of [32, 64, 100, 256, 512, 768, 1000]) {
+        for (const nRows of [1, 3]) {
+          const x = r.f32(n * nRows);
+          if (n >= 256) x.fill(0, 0, 256); // a zero block
+          x[n - 1] = 40; // an outlier
+          x[1] = -x[n - 1]!; // a tie of magnitudes: the first one wins
+          scoped(() => {
+            const src = put(x);
+            const dst = K.alloc(Q.activationRowBytes(format, n) * nRows, 64);
+            K.quantizeActivations(format, dst, src, n, nRows);
+            expect(Array.from(K.u8(dst, Q.activationRowBytes(format, n) * nRows)), `${format} n=${n}`).toEqual(Array.from(Q.quantizeActivations(format, x, nRows, n)));
+          });
+        }
+      }
+    });
+  }
+
+  for (const dtype of NEW) {
+    it(`${dtype} matmul is bit-identical to the reference (decode and prefill, odd rows)`, () => {
+      const r = rng(31);
+      const f = Q.QUANT_FORMATS[dtype];
+      const colsList = f.values === 256 ? [256, 512, 768, 2048] : [32, 64, 96, 288, 576];
+      for (const cols of colsList) {
+        for (const [rows, nTok] of [[1, 1], [5, 1], [17, 3], [8, 16]] as const) {
+          const w = randomBlocks(dtype, (rows * cols) / f.values, r, 0.02);
+          const x = r.f32(nTok * cols);
+          const xq = Q.quantizeActivations(f.activation, x, nTok, cols);
+          const want = new Float32Array(rows * nTok);
+          ref.matmulQuant(dtype, want, w, xq, rows, cols, nTok);
+          const got = scoped(() => {
+            const out = K.alloc(4 * rows * nTok, 64);
+            K.matmul(dtype, out, put(w), put(xq), rows, cols, nTok);
+            return Float32Array.from(K.f32(out, rows * nTok));
+          });
+          expect(bits(got), `${dtype} ${rows}x${cols} nTok ${nTok}`).toEqual(bits(want));
+        }
+      }
+    });
+
+    it(`${dtype} linear (activation quantization + product) equals the reference; extreme codes and scales`, () => {
+      const r = rng(41);
+      const f = Q.QUANT_FORMATS[dtype];
+      const cols = f.values === 256 ? 512 : 64, rows = 6;
+      // every code and scale byte at its maximum (0xff), then at 0, with large f16 scales
+      for (const fill of [0xff, 0x00, -1]) {
+        const w = randomBlocks(dtype, (rows * cols) / f.values, r, 4);
+        if (fill >= 0) {
+          const halves = dtype === "q6_k" ? [208] : dtype === "q5_0" ? [0] : [0, 2];
+          for (let b = 0; b < w.length / f.bytes; b++) {
+            for (let i = 0; i < f.bytes; i++) if (!halves.some((h) => i === h || i === h + 1)) w[b * f.bytes + i] = fill;
+          }
+        }
+        const x = r.f32(cols, 30);
+        const want = new Float32Array(rows);
+        ref.matmulQuant(dtype, want, w, Q.quantizeActivations(f.activation, x, 1, cols), rows, cols, 1);
+        const got = scoped(() => {
+          const out = K.alloc(4 * rows, 64);
+          const xq = K.alloc(Q.activationRowBytes(f.activation, cols), 64);
+          K.linear(dtype, out, put(w), put(x), xq, rows, cols, 1);
+          return Float32Array.from(K.f32(out, rows));
+        });
+        expect(bits(got), `fill ${fill}`).toEqual(bits(want));
+      }
+    });
+
+    it(`${dtype} dequantizeRow equals kernels/quant.ts`, () => {
+      const r = rng(51);
+      const f = Q.QUANT_FORMATS[dtype];
+      const n = f.values === 256 ? 768 : 96;
+      const w = randomBlocks(dtype, n / f.values, r, 0.5);
+      const got = scoped(() => {
+        const dst = K.alloc(4 * n, 64);
+        K.dequantizeRow(dtype, dst, put(w), n);
+        return Float32Array.from(K.f32(dst, n));
+      });
+      expect(bits(got)).toEqual(bits(Q.dequantize(dtype, w, 1, n)));
+    });
+  }
+
+  it("K-quant rows that are not whole super-blocks are refused", () => {
+    scoped(() => {
+      const p = K.alloc(4096, 64);
+      expect(() => K.matmul("q4_k", p, p, p, 1, 300, 1)).toThrow(/multiple of 256/);
+    });
+  });
+});
