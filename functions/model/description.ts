@@ -76,6 +76,8 @@ export interface ImportedTensor {
    * these bytes instead of requantizing `data`.
    */
   quantized?: { dtype: QuantDType; bytes: Uint8Array };
+  /** The dtype the source stored an unquantized tensor in (GGUF F16 -> "f16"), for builds that keep it. */
+  sourceDtype?: "f32" | "f16";
 }
 
 /**
