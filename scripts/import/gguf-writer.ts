@@ -376,3 +376,27 @@ export function writeGguf(model: { config: ModelConfig; tensors: ImportedTensor[
   if (opts.metadata) kvs.push(...opts.metadata);
   return encodeGguf(kvs, tensors, { alignment: opts.alignment });
 }
+
+/**
+ * A llama2.c tokenizer.bin (a SentencePiece BPE vocabulary: <unk>, <s>, </s>, 256 byte tokens,
+ * then pieces with scores) as GGUF "llama" tokenizer metadata, stored the way
+ * convert_hf_to_gguf.py stores a SentencePiece vocabulary ("▁" for spaces), so a file written
+ * with it runs in llama.cpp with the same token ids.
+ */
+export function llama2cTokenizerToGguf(bytes: Uint8Array, vocabSize: number): GgufTokenizerMeta {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dec = new TextDecoder();
+  const tokens: string[] = [];
+  const scores: number[] = [];
+  let o = 4;
+  for (let i = 0; i < vocabSize; i++) {
+    if (o + 8 > bytes.length) throw new Error(`tokenizer.bin ends after ${i} of ${vocabSize} tokens`);
+    scores.push(dv.getFloat32(o, true));
+    const len = dv.getInt32(o + 4, true);
+    const piece = dec.decode(bytes.subarray(o + 8, o + 8 + len));
+    tokens.push(i === 1 ? "<s>" : i === 2 ? "</s>" : piece.replace(/ /g, "▁"));
+    o += 8 + len;
+  }
+  const tokenTypes = tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)); // unknown, control, byte, normal
+  return { model: "llama", pre: "default", tokens, scores, tokenTypes, bosTokenId: 1, eosTokenId: 2, unknownTokenId: 0, addBosToken: true, addEosToken: false };
+}
