@@ -7,7 +7,7 @@
 // Rows go in order and each row meets every token of the call before the next row, so a
 // prefill chunk reads each weight row from memory once and from L1 for the other tokens.
 
-import { QK, Q8_0_BLOCK_BYTES, scratchBase, SCRATCH_BYTES, f16ToF32, f32ToF16 } from "./common";
+import { QK, Q8_0_BLOCK_BYTES, scratchBase, SCRATCH_BYTES, f16ToF32, f32ToF16, h2fHighExact, hsum4i, hsum4i16, storeLanesStrided } from "./common";
 import { QK_K, Q4_1_BLOCK_BYTES, Q5_0_BLOCK_BYTES, Q5_1_BLOCK_BYTES, Q8_1_BLOCK_BYTES, Q4_K_BLOCK_BYTES, Q5_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, Q8_K_BLOCK_BYTES } from "../build/formats";
 
 const KB: usize = <usize>Q8_K_BLOCK_BYTES;
@@ -107,9 +107,13 @@ function mins16(p: usize): v128 {
   return i16x8.extend_low_i8x16_u(i64x2.splat(<i64>lo | (<i64>hi << 32)));
 }
 
+/** Bytes of scratch per token and q8_K block (see preparePairSums). */
+const PAIRS: usize = 48;
+
 /**
- * Per token and q8_K block: bsum[2j] + bsum[2j+1] for j < 8 as i16x8 (each pair of 16-value sums
- * is one q4_K / q5_K sub-block's activation sum), at scratch + (t * nb + b) * 16.
+ * Per token and q8_K block, at scratch + (t * nb + b) * PAIRS: P = bsum[2j] + bsum[2j+1] for
+ * j < 8 as i16x8 (each pair of 16-value sums is one q4_K / q5_K sub-block's activation sum),
+ * then [P0..P3, P0..P3] and [P4..P7, P4..P7] for the 4-row path.
  */
 function preparePairSums(S: usize, xq: usize, nb: i32, nt: i32): void {
   const n = <usize>nt * <usize>nb;
@@ -118,7 +122,10 @@ function preparePairSums(S: usize, xq: usize, nb: i32, nt: i32): void {
     const a = v128.load(p), b = v128.load(p, 16);
     // pairwise sums of 16 i16: |pair| <= 2 * 16 * 127, fits i16
     const s = i16x8.add(v128.shuffle<i16>(a, b, 0, 2, 4, 6, 8, 10, 12, 14), v128.shuffle<i16>(a, b, 1, 3, 5, 7, 9, 11, 13, 15));
-    v128.store(S + (i << 4), s);
+    const o = S + i * PAIRS;
+    v128.store(o, s);
+    v128.store(o, v128.shuffle<i64>(s, s, 0, 0), 16);
+    v128.store(o, v128.shuffle<i64>(s, s, 1, 1), 32);
   }
 }
 
@@ -169,7 +176,73 @@ function rowDotQxK<FIVE>(w: usize, x: usize, pairs: usize, nb: i32): f32 {
     acc += (f16ToF32(load<u16>(w)) * dx) * <f32>sumi - (f16ToF32(load<u16>(w, 2)) * dx) * <f32>summ;
     w += WB;
     x += KB;
-    pairs += 16;
+    pairs += PAIRS;
+  }
+  return acc;
+}
+
+/** The 4 lanes' u32 at p, p + stride, p + 2 stride, p + 3 stride. */
+@inline
+function gather4(p: usize, stride: usize): v128 {
+  let v = i32x4.splat(load<u32>(p));
+  v = i32x4.replace_lane(v, 1, load<u32>(p + stride));
+  v = i32x4.replace_lane(v, 2, load<u32>(p + 2 * stride));
+  return i32x4.replace_lane(v, 3, load<u32>(p + 3 * stride));
+}
+
+/** q4_K: the i16 dot of 32 codes (low or high nibbles of the 32 bytes a, b) with 32 activations. */
+@inline
+function nib16(a: v128, b: v128, x0: v128, x1: v128, high: bool, low: v128): v128 {
+  const ca = high ? v128.and(i16x8.shr_u(a, 4), low) : v128.and(a, low);
+  const cb = high ? v128.and(i16x8.shr_u(b, 4), low) : v128.and(b, low);
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, ca), i16x8.relaxed_dot_i8x16_i7x16_s(x1, cb));
+}
+
+/**
+ * q4_K, 4 adjacent rows x one token: the activations are loaded once for the 4 rows, each
+ * sub-block's integer dots of the 4 rows are summed across lanes together (hsum4i16) and scaled
+ * by the 4 rows' 6-bit scales as one i32x4, and the f32 steps run in the 4 lanes: per lane
+ * exactly rowDotQxK's operations.
+ */
+@inline
+function pass4Q4K(w: usize, stride: usize, x: usize, pairs: usize, nb: i32): v128 {
+  const low = i8x16.splat(0x0f);
+  const ones = i16x8.splat(1);
+  const byte = i32x4.splat(0xff);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    // the 4 rows' scales (bytes 0..3 and 4..7 of each row's ggml utmp) as i32 lanes
+    const A = gather4(w + 4, stride), B = gather4(w + 8, stride), C = gather4(w + 12, stride);
+    const SL = v128.and(A, i32x4.splat(0x3f3f3f3f));
+    const SH = v128.or(v128.and(C, i32x4.splat(0x0f0f0f0f)), i32x4.shl(v128.and(i32x4.shr_u(A, 6), i32x4.splat(0x03030303)), 4));
+    let sumi = i32x4.splat(0);
+    for (let g = 0; g < 4; g++) {
+      const xa = x + 4 + (<usize>g << 6);
+      const x0 = v128.load(xa), x1 = v128.load(xa, 16), x2 = v128.load(xa, 32), x3 = v128.load(xa, 48);
+      const q = w + 16 + (<usize>g << 5);
+      const a0 = v128.load(q), b0 = v128.load(q, 16), a1 = v128.load(q + stride), b1 = v128.load(q + stride, 16);
+      const a2 = v128.load(q + 2 * stride), b2 = v128.load(q + 2 * stride, 16), a3 = v128.load(q + 3 * stride), b3 = v128.load(q + 3 * stride, 16);
+      // |lane| <= 2 * 2 * 127 * 15 = 7620: hsum4i16 may add 4 of them
+      const lo = hsum4i16(nib16(a0, b0, x0, x1, false, low), nib16(a1, b1, x0, x1, false, low), nib16(a2, b2, x0, x1, false, low), nib16(a3, b3, x0, x1, false, low), ones);
+      const hi = hsum4i16(nib16(a0, b0, x2, x3, true, low), nib16(a1, b1, x2, x3, true, low), nib16(a2, b2, x2, x3, true, low), nib16(a3, b3, x2, x3, true, low), ones);
+      const src = g < 2 ? SL : SH;
+      const sh = (g & 1) << 4; // sub-blocks 2g, 2g + 1: bytes 2(g & 1), 2(g & 1) + 1 of src
+      sumi = i32x4.add(sumi, i32x4.add(i32x4.mul(lo, v128.and(i32x4.shr_u(src, sh), byte)), i32x4.mul(hi, v128.and(i32x4.shr_u(src, sh + 8), byte))));
+    }
+    // mins (6-bit, bytes of i32 lanes = rows) times the sub-blocks' activation sums, 2 rows per dot
+    const ML = v128.and(B, i32x4.splat(0x3f3f3f3f));
+    const MH = v128.or(v128.and(i32x4.shr_u(C, 4), i32x4.splat(0x0f0f0f0f)), i32x4.shl(v128.and(i32x4.shr_u(B, 6), i32x4.splat(0x03030303)), 4));
+    const P0 = v128.load(pairs, 16), P1 = v128.load(pairs, 32);
+    const m01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(ML), P0), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(MH), P1));
+    const m23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(ML), P0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(MH), P1));
+    const summ = i32x4.add(v128.shuffle<i32>(m01, m23, 0, 2, 4, 6), v128.shuffle<i32>(m01, m23, 1, 3, 5, 7));
+    const dm = gather4(w, stride); // d (low half), dmin (high half)
+    const d = h2fHighExact(i32x4.shl(dm, 16)), dmin = h2fHighExact(v128.and(dm, i32x4.splat(0xffff0000)));
+    const dx = v128.load32_splat(x);
+    acc = f32x4.add(acc, f32x4.sub(f32x4.mul(f32x4.mul(d, dx), f32x4.convert_i32x4_s(sumi)), f32x4.mul(f32x4.mul(dmin, dx), f32x4.convert_i32x4_s(summ))));
+    w += <usize>Q4_K_BLOCK_BYTES;
+    x += KB;
+    pairs += PAIRS;
   }
   return acc;
 }
@@ -177,14 +250,25 @@ function rowDotQxK<FIVE>(w: usize, x: usize, pairs: usize, nb: i32): f32 {
 function matmulQxK<FIVE>(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   const nb = cols / QK_K;
   const WB: usize = sizeof<FIVE>() == 2 ? <usize>Q5_K_BLOCK_BYTES : <usize>Q4_K_BLOCK_BYTES;
+  const stride = <usize>nb * WB;
   const S = scratchBase();
-  const perTok = <usize>nb << 4;
+  const perTok = <usize>nb * PAIRS;
   const tile = max(1, min(nTok, <i32>(<usize>SCRATCH_BYTES / perTok)));
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const nt = min(tile, nTok - t0);
     const xt = xq + <usize>t0 * <usize>nb * KB;
     preparePairSums(S, xt, nb, nt);
-    for (let r = 0; r < rows; r++) {
+    let r = 0;
+    if (sizeof<FIVE>() == 1) {
+      for (; r + 4 <= rows; r += 4) {
+        const wr = w + <usize>r * stride;
+        for (let t = 0; t < nt; t++) {
+          const acc = pass4Q4K(wr, stride, xt + <usize>t * <usize>nb * KB, S + <usize>t * perTok, nb);
+          storeLanesStrided(out + ((<usize>(t0 + t) * <usize>rows + <usize>r) << 2), 4, acc, 4);
+        }
+      }
+    }
+    for (; r < rows; r++) {
       const wr = w + <usize>r * <usize>nb * WB;
       for (let t = 0; t < nt; t++) {
         store<f32>(out + ((<usize>(t0 + t) * <usize>rows + <usize>r) << 2), rowDotQxK<FIVE>(wr, xt + <usize>t * <usize>nb * KB, S + <usize>t * perTok, nb));
