@@ -65,4 +65,52 @@ for name in WEIGHTS + ACTIVATIONS:
         g.tofile(os.path.join(out_dir, f"{name}.gguf.f32"))
     except NotImplementedError:
         pass
+# The CPU backend's dot products (ggml_vec_dot_*: the build for this CPU, and the portable
+# *_generic code) of weight row r with activation row (r + 1) % rows, the activations quantized
+# by the CPU backend's own from_float for the type's vec_dot_type: <NAME>.act.bin (those
+# activations), <NAME>.dot.f32 and <NAME>.dot_generic.f32.
+cpu_dir = os.path.dirname(lib_path)
+cpu = None
+for variant in ["zen4", "alderlake", "haswell", "sandybridge", "sse42"]:
+    try:
+        ctypes.CDLL(lib_path, mode=ctypes.RTLD_GLOBAL)
+        cpu = ctypes.CDLL(os.path.join(cpu_dir, f"libggml-cpu-{variant}.so"))
+        cpu.ggml_cpu_init()
+        break
+    except OSError:
+        cpu = None
+if cpu is None:
+    print("no CPU backend library")
+    sys.exit(1)
+
+
+class CpuTraits(ctypes.Structure):
+    _fields_ = [("from_float", ctypes.c_void_p), ("vec_dot", ctypes.c_void_p), ("vec_dot_type", ctypes.c_int), ("nrows", ctypes.c_int64)]
+
+
+cpu.ggml_get_type_traits_cpu.restype = ctypes.POINTER(CpuTraits)
+cpu.ggml_get_type_traits_cpu.argtypes = [ctypes.c_int]
+DOT_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+names = {int(v): k for k, v in GGMLQuantizationType.__members__.items()}
+for name in WEIGHTS:
+    t = GGMLQuantizationType[name]
+    ct = cpu.ggml_get_type_traits_cpu(int(t)).contents
+    vt = names[ct.vec_dot_type]
+    vtr = lib.ggml_get_type_traits(ct.vec_dot_type).contents
+    arow = (cols // vtr.blck_size) * vtr.type_size
+    act = np.zeros(rows * arow, dtype=np.uint8)
+    ROW_FN(cpu.ggml_get_type_traits_cpu(ct.vec_dot_type).contents.from_float)(x.ctypes.data, act.ctypes.data, rows * cols)
+    act.tofile(os.path.join(out_dir, f"{name}.act.bin"))
+    w = np.fromfile(os.path.join(out_dir, f"{name}.bin"), dtype=np.uint8)
+    wrow = w.size // rows
+    generic = DOT_FN(ctypes.cast(getattr(cpu, f"ggml_vec_dot_{name.lower().replace('_k', '_K')}_{vt.lower().replace('_k', '_K')}_generic"), ctypes.c_void_p).value)
+    fast = DOT_FN(ct.vec_dot)
+    for fn, suffix in [(fast, "dot"), (generic, "dot_generic")]:
+        out = np.zeros(rows, dtype=np.float32)
+        s = ctypes.c_float()
+        for r in range(rows):
+            a = (r + 1) % rows
+            fn(cols, ctypes.byref(s), 0, w.ctypes.data + r * wrow, 0, act.ctypes.data + a * arow, 0, 1)
+            out[r] = s.value
+        out.tofile(os.path.join(out_dir, f"{name}.{suffix}.f32"))
 print("ok")
