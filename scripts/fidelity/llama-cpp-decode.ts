@@ -5,7 +5,9 @@
 // the Llama 2 vocabulary (../shared/models/llama2-tokenizer.bin); our build keeps its types and
 // our runtime decodes greedily from a fixed prompt; node-llama-cpp (installed on demand, one
 // CPU thread) decodes the same file from the same tokens. Prints how many of the first N tokens
-// agree; exits 1 if any run disagrees before N.
+// agree, and where they part: our top-1 fed llama.cpp's tokens, the gap to llama.cpp's token,
+// and the KL divergence between the two next-token distributions after the prompt. Exits 1 if
+// any run disagrees before N.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -36,7 +38,7 @@ const PROMPT = [1, 9038, 2501, 263, 931]; // "<s> Once upon a time"
  * argmax at each step and, where it differs, how far llama.cpp's token is below our top logit
  * (relative to our logits' range).
  */
-async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ tokens: number[]; gaps: number[] }> {
+async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ tokens: number[]; gaps: number[]; first: Float32Array }> {
   const g = readGguf(file);
   const artifacts = await buildArtifacts({ id: "f", config: g.config, tensors: g.tensors, tokenizer: { kind: "llama2c", bytes: new Uint8Array(8), bosId: 1, eosId: 2 } }, { quant: "keep" });
   const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
@@ -51,6 +53,7 @@ async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ t
   const out: number[] = [];
   const gaps: number[] = [];
   let logits = model.forward(PROMPT, 0, cache);
+  const first = Float32Array.from(logits);
   for (let i = 0; i < n; i++) {
     let best = 0, lo = 0;
     for (let j = 1; j < logits.length; j++) {
@@ -62,17 +65,21 @@ async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ t
     gaps.push((logits[best]! - logits[next]!) / (logits[best]! - logits[lo]!));
     logits = model.forward([next], PROMPT.length + i, cache);
   }
-  return { tokens: out, gaps };
+  return { tokens: out, gaps, first };
 }
 
-async function llamaCpp(path: string, n: number): Promise<number[]> {
+async function llamaCpp(path: string, n: number): Promise<{ tokens: number[]; first: Map<number, number> }> {
   const require = createRequire(join(ensureLlamaCpp(), "x.js"));
   // node-llama-cpp is not a dependency of the project: typed here as far as it is used
   const { getLlama } = (await import(require.resolve("node-llama-cpp"))) as {
     getLlama(o: { gpu: false; logLevel: string }): Promise<{
       loadModel(o: { modelPath: string }): Promise<{
         createContext(o: { contextSize: number; threads: number }): Promise<{
-          getSequence(): { evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number> };
+          getSequence(): {
+            evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number>;
+            evaluateWithMetadata(tokens: number[], m: { probabilities: true }, o: { temperature: number; topK: number; topP: number; minP: number }): AsyncGenerator<{ probabilities: Map<number, number> }>;
+            clearHistory(): Promise<void>;
+          };
           dispose(): Promise<void>;
         }>;
         dispose(): Promise<void>;
@@ -83,6 +90,13 @@ async function llamaCpp(path: string, n: number): Promise<number[]> {
   const model = await llama.loadModel({ modelPath: path });
   const context = await model.createContext({ contextSize: 256, threads: 1 });
   const seq = context.getSequence();
+  // the next-token distribution after the prompt (no sampling settings applied)
+  let first = new Map<number, number>();
+  for await (const item of seq.evaluateWithMetadata(PROMPT, { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0 })) {
+    first = item.probabilities;
+    break;
+  }
+  await seq.clearHistory();
   const out: number[] = [];
   for await (const t of seq.evaluate(PROMPT, { temperature: 0 })) {
     out.push(t);
@@ -90,7 +104,18 @@ async function llamaCpp(path: string, n: number): Promise<number[]> {
   }
   await context.dispose();
   await model.dispose();
-  return out;
+  return { tokens: out, first };
+}
+
+/** KL(llama.cpp || ours) of the next-token distributions. */
+function klFrom(theirs: Map<number, number>, logits: Float32Array): number {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  let kl = 0;
+  for (const [t, p] of theirs) if (p > 0) kl += p * Math.log(p / (Math.exp(logits[t]! - max) / sum));
+  return kl;
 }
 
 const { values } = parseArgs({ options: { shapes: { type: "string", default: "stories42M,stories110M,smollm2-135M" }, quants: { type: "string", default: "q4_k_m,q5_k_m,q6_k" }, tokens: { type: "string", default: "32" } } });
@@ -108,12 +133,14 @@ try {
       const file = writeGguf(source, { quant, tokenizer, name: `${shape}-random` });
       const path = join(dir, `${shape}-${quant}.gguf`);
       writeFileSync(path, file);
-      const a = (await ours(file, n)).tokens;
-      const b = await llamaCpp(path, n);
+      const mine = await ours(file, n);
+      const a = mine.tokens;
+      const cpp = await llamaCpp(path, n);
+      const b = cpp.tokens;
       let agree = 0;
       while (agree < n && a[agree] === b[agree]) agree++;
       if (agree < n) ok = false;
-      console.log(`${shape.padEnd(13)} ${quant.padEnd(7)} ${agree === n ? "same" : "DIFF"}: ${agree}/${n} greedy tokens agree (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      console.log(`${shape.padEnd(13)} ${quant.padEnd(7)} ${agree === n ? "same" : "DIFF"}: ${agree}/${n} greedy tokens agree; KL(llama.cpp || ours) after the prompt ${klFrom(cpp.first, mine.first).toExponential(1)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       if (agree < n) {
         // fed llama.cpp's tokens: where does our top token differ, and by how much?
         const f = await ours(file, n, b);
