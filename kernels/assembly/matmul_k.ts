@@ -391,12 +391,74 @@ function rowDot32<KIND>(w: usize, x: usize, nb: i32): f32 {
   return acc;
 }
 
+/** One row's i32x4 partial sums of a 32-value block's integer dot (codes 0..31, no offset). */
+@inline
+function codes32Dot<KIND>(w: usize, x0: v128, x1: v128, low: v128, ones: v128): v128 {
+  const kind = sizeof<KIND>() == 1 ? 0 : sizeof<KIND>() == 2 ? 1 : 2;
+  const qsOff: usize = kind == 0 ? 6 : kind == 1 ? 4 : 8;
+  const q = v128.load(w + qsOff);
+  let lo = v128.and(q, low), hi = v128.and(i16x8.shr_u(q, 4), low);
+  if (kind != 1) {
+    const qh = w + (kind == 0 ? 2 : 4);
+    lo = v128.or(lo, fifthBits(qh, 0));
+    hi = v128.or(hi, fifthBits(qh, 1));
+  }
+  // |lane| <= 2 * 2 * 127 * 31 < 2^15
+  return i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)), ones);
+}
+
+/**
+ * 4 adjacent rows x one token of a 32-value format: activations loaded once per block, the 4
+ * rows' integer dots reduced together (hsum4i), and the f32 steps in the 4 lanes, each lane
+ * exactly rowDot32's operations.
+ */
+@inline
+function pass4x32<KIND>(w: usize, stride: usize, x: usize, nb: i32): v128 {
+  const kind = sizeof<KIND>() == 1 ? 0 : sizeof<KIND>() == 2 ? 1 : 2;
+  const WB: usize = kind == 0 ? <usize>Q5_0_BLOCK_BYTES : kind == 1 ? <usize>Q4_1_BLOCK_BYTES : <usize>Q5_1_BLOCK_BYTES;
+  const XB: usize = kind == 0 ? <usize>Q8_0_BLOCK_BYTES : <usize>Q8_1_BLOCK_BYTES;
+  const xOff: usize = kind == 0 ? 2 : 4;
+  const low = i8x16.splat(0x0f);
+  const ones = i16x8.splat(1);
+  const sixteen = i8x16.splat(16);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const x0 = v128.load(x + xOff), x1 = v128.load(x + xOff, 16);
+    let sumi = hsum4i(codes32Dot<KIND>(w, x0, x1, low, ones), codes32Dot<KIND>(w + stride, x0, x1, low, ones), codes32Dot<KIND>(w + 2 * stride, x0, x1, low, ones), codes32Dot<KIND>(w + 3 * stride, x0, x1, low, ones));
+    const dx = f32x4.splat(f16ToF32(load<u16>(x)));
+    if (kind == 0) {
+      // codes - 16: subtract 16 * sum(x), the same for the 4 rows
+      sumi = i32x4.sub(sumi, i32x4.splat(hsumI(i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, sixteen), i16x8.relaxed_dot_i8x16_i7x16_s(x1, sixteen)), ones))));
+      let h = i32x4.splat(<i32>load<u16>(w));
+      h = i32x4.replace_lane(h, 1, <i32>load<u16>(w + stride));
+      h = i32x4.replace_lane(h, 2, <i32>load<u16>(w + 2 * stride));
+      h = i32x4.replace_lane(h, 3, <i32>load<u16>(w + 3 * stride));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(h2fHighExact(i32x4.shl(h, 16)), dx)));
+    } else {
+      const dm = gather4(w, stride); // d (low half), m (high half)
+      const sx = f32x4.splat(f16ToF32(load<u16>(x, 2)));
+      acc = f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.mul(h2fHighExact(i32x4.shl(dm, 16)), dx), f32x4.convert_i32x4_s(sumi)), f32x4.mul(h2fHighExact(v128.and(dm, i32x4.splat(0xffff0000))), sx)));
+    }
+    w += WB;
+    x += XB;
+  }
+  return acc;
+}
+
 function matmul32<KIND>(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   const kind = sizeof<KIND>() == 1 ? 0 : sizeof<KIND>() == 2 ? 1 : 2;
   const WB: usize = kind == 0 ? <usize>Q5_0_BLOCK_BYTES : kind == 1 ? <usize>Q4_1_BLOCK_BYTES : <usize>Q5_1_BLOCK_BYTES;
   const XB: usize = kind == 0 ? <usize>Q8_0_BLOCK_BYTES : <usize>Q8_1_BLOCK_BYTES;
   const nb = (cols + QK - 1) / QK;
-  for (let r = 0; r < rows; r++) {
+  const stride = <usize>nb * WB;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const wr = w + <usize>r * stride;
+    for (let t = 0; t < nTok; t++) {
+      storeLanesStrided(out + ((<usize>t * <usize>rows + <usize>r) << 2), 4, pass4x32<KIND>(wr, stride, xq + <usize>t * <usize>nb * XB, nb), 4);
+    }
+  }
+  for (; r < rows; r++) {
     const wr = w + <usize>r * <usize>nb * WB;
     for (let t = 0; t < nTok; t++) {
       store<f32>(out + ((<usize>t * <usize>rows + <usize>r) << 2), rowDot32<KIND>(wr, xq + <usize>t * <usize>nb * XB, nb));
