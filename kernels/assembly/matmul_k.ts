@@ -27,26 +27,66 @@ export function quantizeRowQ8_K(dst: usize, src: usize, n: i32): void {
     const base = src + (<usize>b * <usize>QK_K << 2);
     const len = min(QK_K, n - b * QK_K);
     const p = dst + <usize>b * KB;
-    let amax: f32 = 0, mx: f32 = 0;
-    for (let j = 0; j < len; j++) {
-      const v = load<f32>(base + (<usize>j << 2));
-      const a = abs<f32>(v);
-      if (a > amax) { amax = a; mx = v; }
-    }
-    memory.fill(p, 0, KB);
-    if (amax == 0) continue;
-    const iscale: f32 = <f32>-127.0 / mx;
-    for (let j = 0; j < len; j++) {
-      const q = min<i32>(127, <i32>nearest<f32>(iscale * load<f32>(base + (<usize>j << 2))));
-      store<i8>(p + 4 + <usize>j, <i8>q);
-    }
-    for (let g = 0; g < 16; g++) {
-      let s = 0;
-      for (let j = 0; j < 16; j++) s += <i32>load<i8>(p + 4 + <usize>(16 * g + j));
-      store<i16>(p + 260 + (<usize>g << 1), <i16>s);
-    }
-    store<f32>(p, <f32>1.0 / iscale);
+    if (len == QK_K) quantizeBlockQ8_K(p, base);
+    else quantizePartialQ8_K(p, base, len);
   }
+}
+
+/** One whole block of 256 values: the same operations as the scalar path, 4 lanes at a time. */
+@inline
+function quantizeBlockQ8_K(p: usize, x: usize): void {
+  // the largest |x| (max is exact in any order), then the first value of that magnitude for its sign
+  let m = f32x4.splat(0);
+  for (let j: usize = 0; j < 1024; j += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + j)));
+  const amax = max<f32>(max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max<f32>(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  if (!(amax > 0)) {
+    // zero block (or NaN: the scalar path never sets amax then either)
+    memory.fill(p, 0, KB);
+    return;
+  }
+  let mx: f32 = 0;
+  for (let j: usize = 0; j < 1024; j += 4) {
+    const v = load<f32>(x + j);
+    if (abs<f32>(v) == amax) { mx = v; break; }
+  }
+  const iscale: f32 = <f32>-127.0 / mx;
+  const sc = f32x4.splat(iscale);
+  const cap = i32x4.splat(127);
+  for (let j: usize = 0; j < 256; j += 16) {
+    // nearest (ties to even) is nearest_int; min(127, q); the narrowing saturates nothing else
+    const q0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(sc, v128.load(x + (j << 2))))), cap);
+    const q1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(sc, v128.load(x + (j << 2), 16)))), cap);
+    const q2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(sc, v128.load(x + (j << 2), 32)))), cap);
+    const q3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(sc, v128.load(x + (j << 2), 48)))), cap);
+    const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+    v128.store(p + 4 + j, q);
+    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q));
+    store<i16>(p + 260 + (j >> 3), <i16>hsumI(s));
+  }
+  store<f32>(p, <f32>1.0 / iscale);
+}
+
+/** A last block of fewer than 256 values (zero padded), scalar. */
+function quantizePartialQ8_K(p: usize, base: usize, len: i32): void {
+  let amax: f32 = 0, mx: f32 = 0;
+  for (let j = 0; j < len; j++) {
+    const v = load<f32>(base + (<usize>j << 2));
+    const a = abs<f32>(v);
+    if (a > amax) { amax = a; mx = v; }
+  }
+  memory.fill(p, 0, KB);
+  if (amax == 0) return;
+  const iscale: f32 = <f32>-127.0 / mx;
+  for (let j = 0; j < len; j++) {
+    const q = min<i32>(127, <i32>nearest<f32>(iscale * load<f32>(base + (<usize>j << 2))));
+    store<i8>(p + 4 + <usize>j, <i8>q);
+  }
+  for (let g = 0; g < 16; g++) {
+    let s = 0;
+    for (let j = 0; j < 16; j++) s += <i32>load<i8>(p + 4 + <usize>(16 * g + j));
+    store<i16>(p + 260 + (<usize>g << 1), <i16>s);
+  }
+  store<f32>(p, <f32>1.0 / iscale);
 }
 
 export function quantizeRowsQ8_K(dst: usize, src: usize, n: i32, nRows: i32): void {
