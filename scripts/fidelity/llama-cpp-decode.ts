@@ -68,25 +68,29 @@ async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ t
   return { tokens: out, gaps, first };
 }
 
+// node-llama-cpp is not a dependency of the project: typed here as far as it is used
+interface Llama {
+  loadModel(o: { modelPath: string }): Promise<{
+    createContext(o: { contextSize: number; threads: number }): Promise<{
+      getSequence(): {
+        evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number>;
+        evaluateWithMetadata(tokens: number[], m: { probabilities: true }, o: { temperature: number; topK: number; topP: number; minP: number }): AsyncGenerator<{ probabilities: Map<number, number> }>;
+        clearHistory(): Promise<void>;
+      };
+      dispose(): Promise<void>;
+    }>;
+    dispose(): Promise<void>;
+  }>;
+}
+
+/** One llama.cpp instance for every file (each getLlama adds process listeners). */
+let llamaInstance: Promise<Llama> | undefined;
+
 async function llamaCpp(path: string, n: number): Promise<{ tokens: number[]; first: Map<number, number> }> {
   const require = createRequire(join(ensureLlamaCpp(), "x.js"));
-  // node-llama-cpp is not a dependency of the project: typed here as far as it is used
-  const { getLlama } = (await import(require.resolve("node-llama-cpp"))) as {
-    getLlama(o: { gpu: false; logLevel: string }): Promise<{
-      loadModel(o: { modelPath: string }): Promise<{
-        createContext(o: { contextSize: number; threads: number }): Promise<{
-          getSequence(): {
-            evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number>;
-            evaluateWithMetadata(tokens: number[], m: { probabilities: true }, o: { temperature: number; topK: number; topP: number; minP: number }): AsyncGenerator<{ probabilities: Map<number, number> }>;
-            clearHistory(): Promise<void>;
-          };
-          dispose(): Promise<void>;
-        }>;
-        dispose(): Promise<void>;
-      }>;
-    }>;
-  };
-  const llama = await getLlama({ gpu: false, logLevel: "error" });
+  const { getLlama } = (await import(require.resolve("node-llama-cpp"))) as { getLlama(o: { gpu: false; logLevel: string }): Promise<Llama> };
+  llamaInstance ??= getLlama({ gpu: false, logLevel: "error" });
+  const llama = await llamaInstance;
   const model = await llama.loadModel({ modelPath: path });
   const context = await model.createContext({ contextSize: 256, threads: 1 });
   const seq = context.getSequence();
