@@ -49,7 +49,7 @@ async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ t
       offset += s.bytes;
     }
   });
-  const cache = await caches.acquire();
+  const cache = caches[0]!;
   const out: number[] = [];
   const gaps: number[] = [];
   let logits = model.forward(PROMPT, 0, cache);

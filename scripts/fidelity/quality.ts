@@ -64,7 +64,7 @@ async function load(input: BuildInput, quant: BuildQuant) {
   const dtypes = [...new Set(artifacts.manifest.tensors.filter((t) => t.shape.length === 2).map((t) => t.dtype))].sort();
   const bits = (8 * artifacts.manifest.tensors.filter((t) => t.shape.length === 2).reduce((s, t) => s + t.bytes, 0)) /
     artifacts.manifest.tensors.filter((t) => t.shape.length === 2).reduce((s, t) => s + t.shape[0]! * t.shape[1]!, 0);
-  return { model, cache: await caches.acquire(), dtypes, bits };
+  return { model, cache: caches[0]!, dtypes, bits };
 }
 
 function softmax(logits: Float32Array): Float64Array {

@@ -96,12 +96,12 @@ describe("memory plan", () => {
   it("sizes one activation buffer per format the matrices need (q8_K: 292 bytes per 256 values)", async () => {
     const { scratchBuffers, PREFILL_CHUNK } = await import("../../functions/model/memory");
     const config = SHAPES.k256!;
-    const names = (dtypes: DType[]) => scratchBuffers(config, dtypes).map((b) => b.name);
+    const names = (dtypes: DType[]) => scratchBuffers(config, PREFILL_CHUNK, 1, dtypes).map((b) => b.name);
     expect(names(["q8_0", "f32"])).not.toContain("xq8_k");
     expect(names(["q8_0"])).not.toContain("xq8_1");
-    const k = scratchBuffers(config, ["q4_k", "q6_k", "f32"]).find((b) => b.name === "xq8_k")!;
+    const k = scratchBuffers(config, PREFILL_CHUNK, 1, ["q4_k", "q6_k", "f32"]).find((b) => b.name === "xq8_k")!;
     expect(k.bytes).toBe(PREFILL_CHUNK * (config.hiddenDim / 256) * 292);
-    const one = scratchBuffers(config, ["q5_1"]).find((b) => b.name === "xq8_1")!;
+    const one = scratchBuffers(config, PREFILL_CHUNK, 1, ["q5_1"]).find((b) => b.name === "xq8_1")!;
     expect(one.bytes).toBe(PREFILL_CHUNK * (config.hiddenDim / 32) * 36);
   });
 });
