@@ -116,6 +116,19 @@ describe("block formats", () => {
     }
   });
 
+  it("q4_1 / q5_0 / q5_1 edge values: zero blocks, the largest codes, negative mins", () => {
+    for (const dtype of ["q4_1", "q5_0", "q5_1"] as const) {
+      const f = Q.QUANT_FORMATS[dtype];
+      expect(Array.from(Q.dequantize(dtype, new Uint8Array(f.bytes), 1, 32)).every((v) => v === 0)).toBe(true);
+      const b = new Uint8Array(f.bytes).fill(0xff); // every code and fifth bit set
+      b.set([0x00, 0x40], 0); // d = 2
+      if (dtype !== "q5_0") b.set([0x00, 0xc2], 2); // m = -3
+      const max = dtype === "q4_1" ? 15 : 31;
+      const want = dtype === "q5_0" ? (31 - 16) * 2 : max * 2 - 3;
+      for (const v of Q.dequantize(dtype, b, 1, 32)) expect(v).toBe(want);
+    }
+  });
+
   it("q6_K edge values: scale -128 and 127, codes 0 and 63", () => {
     const b = new Uint8Array(210);
     b.set([0x00, 0x3c], 208); // d = 1
