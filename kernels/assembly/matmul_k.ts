@@ -239,7 +239,7 @@ function nib16(a: v128, b: v128, x0: v128, x1: v128, high: bool, low: v128): v12
 }
 
 /**
- * q4_K, 4 adjacent rows x one token: the activations are loaded once for the 4 rows, each
+ * q4_K, 4 rows `stride` bytes apart x one token: the activations are loaded once for the 4 rows, each
  * sub-block's integer dots of the 4 rows are summed across lanes together (hsum4i16) and scaled
  * by the 4 rows' 6-bit scales as one i32x4, and the f32 steps run in the 4 lanes: per lane
  * exactly rowDotQxK's operations.
@@ -300,13 +300,17 @@ function matmulQxK<FIVE>(out: usize, w: usize, xq: usize, rows: i32, cols: i32, 
     preparePairSums(S, xt, nb, nt);
     let r = 0;
     if (sizeof<FIVE>() == 1) {
-      for (; r + 4 <= rows; r += 4) {
+      // rows r, r + Q, r + 2Q, r + 3Q: one contiguous stream per quarter of the matrix (4 rows
+      // side by side in one page would make the hardware prefetcher give up, see matmul_q4.ts)
+      const Q = rows >> 2;
+      for (; r < Q; r++) {
         const wr = w + <usize>r * stride;
         for (let t = 0; t < nt; t++) {
-          const acc = pass4Q4K(wr, stride, xt + <usize>t * <usize>nb * KB, S + <usize>t * perTok, nb);
-          storeLanesStrided(out + ((<usize>(t0 + t) * <usize>rows + <usize>r) << 2), 4, acc, 4);
+          const acc = pass4Q4K(wr, <usize>Q * stride, xt + <usize>t * <usize>nb * KB, S + <usize>t * perTok, nb);
+          storeLanesStrided(out + ((<usize>(t0 + t) * <usize>rows + <usize>r) << 2), <usize>Q << 2, acc, 4);
         }
       }
+      r = 4 * Q;
     }
     for (; r < rows; r++) {
       const wr = w + <usize>r * <usize>nb * WB;
@@ -448,7 +452,7 @@ function codes32Dot<KIND>(w: usize, x0: v128, x1: v128, low: v128, ones: v128): 
 }
 
 /**
- * 4 adjacent rows x one token of a 32-value format: activations loaded once per block, the 4
+ * 4 rows `stride` bytes apart x one token of a 32-value format: activations loaded once per block, the 4
  * rows' integer dots reduced together (hsum4i), and the f32 steps in the 4 lanes, each lane
  * exactly rowDot32's operations.
  */
@@ -491,14 +495,15 @@ function matmul32<KIND>(out: usize, w: usize, xq: usize, rows: i32, cols: i32, n
   const XB: usize = kind == 0 ? <usize>Q8_0_BLOCK_BYTES : <usize>Q8_1_BLOCK_BYTES;
   const nb = (cols + QK - 1) / QK;
   const stride = <usize>nb * WB;
-  let r = 0;
-  for (; r + 4 <= rows; r += 4) {
+  // rows r, r + Q, r + 2Q, r + 3Q: one contiguous stream per quarter of the matrix
+  const Q = rows >> 2;
+  for (let r = 0; r < Q; r++) {
     const wr = w + <usize>r * stride;
     for (let t = 0; t < nTok; t++) {
-      storeLanesStrided(out + ((<usize>t * <usize>rows + <usize>r) << 2), 4, pass4x32<KIND>(wr, stride, xq + <usize>t * <usize>nb * XB, nb), 4);
+      storeLanesStrided(out + ((<usize>t * <usize>rows + <usize>r) << 2), <usize>Q << 2, pass4x32<KIND>(wr, <usize>Q * stride, xq + <usize>t * <usize>nb * XB, nb), 4);
     }
   }
-  for (; r < rows; r++) {
+  for (let r = 4 * Q; r < rows; r++) {
     const wr = w + <usize>r * <usize>nb * WB;
     for (let t = 0; t < nTok; t++) {
       store<f32>(out + ((<usize>t * <usize>rows + <usize>r) << 2), rowDot32<KIND>(wr, xq + <usize>t * <usize>nb * XB, nb));
