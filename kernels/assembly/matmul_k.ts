@@ -337,34 +337,61 @@ function dot6(x: usize, v: v128, sc: usize): v128 {
   return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), v), i16x8.splat(<i16>load<i8>(sc)));
 }
 
+/**
+ * One q6_K block's integer dot with one q8_K block as i32x4 partial sums: the 6-bit codes (the
+ * relaxed dot's second operand, in [0, 63]) times the activations, times each 16-value group's
+ * scale, less the -32 offset (32 * sum of scale * group activation sum, from the bsums).
+ */
+@inline
+function blockQ6K(w: usize, x: usize): v128 {
+  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30);
+  let s = i32x4.splat(0);
+  for (let half = 0; half < 2; half++) {
+    const ql = w + (<usize>half << 6), qh = w + 128 + (<usize>half << 5), sc = w + 192 + (<usize>half << 3);
+    const xa = x + 4 + (<usize>half << 7);
+    const L0 = v128.load(ql), L1 = v128.load(ql, 16), L2 = v128.load(ql, 32), L3 = v128.load(ql, 48);
+    const H0 = v128.load(qh), H1 = v128.load(qh, 16);
+    s = i32x4.add(s, dot6(xa, v128.or(v128.and(L0, m4), v128.and(i16x8.shl(H0, 4), m30)), sc));
+    s = i32x4.add(s, dot6(xa + 16, v128.or(v128.and(L1, m4), v128.and(i16x8.shl(H1, 4), m30)), sc + 1));
+    s = i32x4.add(s, dot6(xa + 32, v128.or(v128.and(L2, m4), v128.and(i16x8.shl(H0, 2), m30)), sc + 2));
+    s = i32x4.add(s, dot6(xa + 48, v128.or(v128.and(L3, m4), v128.and(i16x8.shl(H1, 2), m30)), sc + 3));
+    s = i32x4.add(s, dot6(xa + 64, v128.or(v128.and(i16x8.shr_u(L0, 4), m4), v128.and(H0, m30)), sc + 4));
+    s = i32x4.add(s, dot6(xa + 80, v128.or(v128.and(i16x8.shr_u(L1, 4), m4), v128.and(H1, m30)), sc + 5));
+    s = i32x4.add(s, dot6(xa + 96, v128.or(v128.and(i16x8.shr_u(L2, 4), m4), v128.and(i16x8.shr_u(H0, 2), m30)), sc + 6));
+    s = i32x4.add(s, dot6(xa + 112, v128.or(v128.and(i16x8.shr_u(L3, 4), m4), v128.and(i16x8.shr_u(H1, 2), m30)), sc + 7));
+  }
+  // the -32 offset: 32 * sum over the 16 groups of scale * (sum of the group's activations)
+  const scales = v128.load(w, 192);
+  const bias = i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scales), v128.load(x, 260)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scales), v128.load(x, 276)),
+  );
+  return i32x4.sub(s, i32x4.shl(bias, 5));
+}
+
 @inline
 function rowDotQ6K(w: usize, x: usize, nb: i32): f32 {
-  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30);
   let acc: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    let s = i32x4.splat(0);
-    for (let half = 0; half < 2; half++) {
-      const ql = w + (<usize>half << 6), qh = w + 128 + (<usize>half << 5), sc = w + 192 + (<usize>half << 3);
-      const xa = x + 4 + (<usize>half << 7);
-      const L0 = v128.load(ql), L1 = v128.load(ql, 16), L2 = v128.load(ql, 32), L3 = v128.load(ql, 48);
-      const H0 = v128.load(qh), H1 = v128.load(qh, 16);
-      s = i32x4.add(s, dot6(xa, v128.or(v128.and(L0, m4), v128.and(i16x8.shl(H0, 4), m30)), sc));
-      s = i32x4.add(s, dot6(xa + 16, v128.or(v128.and(L1, m4), v128.and(i16x8.shl(H1, 4), m30)), sc + 1));
-      s = i32x4.add(s, dot6(xa + 32, v128.or(v128.and(L2, m4), v128.and(i16x8.shl(H0, 2), m30)), sc + 2));
-      s = i32x4.add(s, dot6(xa + 48, v128.or(v128.and(L3, m4), v128.and(i16x8.shl(H1, 2), m30)), sc + 3));
-      s = i32x4.add(s, dot6(xa + 64, v128.or(v128.and(i16x8.shr_u(L0, 4), m4), v128.and(H0, m30)), sc + 4));
-      s = i32x4.add(s, dot6(xa + 80, v128.or(v128.and(i16x8.shr_u(L1, 4), m4), v128.and(H1, m30)), sc + 5));
-      s = i32x4.add(s, dot6(xa + 96, v128.or(v128.and(i16x8.shr_u(L2, 4), m4), v128.and(i16x8.shr_u(H0, 2), m30)), sc + 6));
-      s = i32x4.add(s, dot6(xa + 112, v128.or(v128.and(i16x8.shr_u(L3, 4), m4), v128.and(i16x8.shr_u(H1, 2), m30)), sc + 7));
-    }
-    // the -32 offset: 32 * sum over the 16 groups of scale * (sum of the group's activations)
-    const scales = v128.load(w, 192);
-    const bias = i32x4.add(
-      i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scales), v128.load(x, 260)),
-      i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scales), v128.load(x, 276)),
-    );
-    const sumi = hsumI(i32x4.sub(s, i32x4.shl(bias, 5)));
+    const sumi = hsumI(blockQ6K(w, x));
     acc += (f16ToF32(load<u16>(w, 208)) * load<f32>(x)) * <f32>sumi;
+    w += <usize>Q6_K_BLOCK_BYTES;
+    x += KB;
+  }
+  return acc;
+}
+
+/** q6_K, 4 rows `stride` bytes apart x one token: each lane exactly rowDotQ6K's operations. */
+@inline
+function pass4Q6K(w: usize, stride: usize, x: usize, nb: i32): v128 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const sumi = hsum4i(blockQ6K(w, x), blockQ6K(w + stride, x), blockQ6K(w + 2 * stride, x), blockQ6K(w + 3 * stride, x));
+    let h = i32x4.splat(<i32>load<u16>(w, 208));
+    h = i32x4.replace_lane(h, 1, <i32>load<u16>(w + stride, 208));
+    h = i32x4.replace_lane(h, 2, <i32>load<u16>(w + 2 * stride, 208));
+    h = i32x4.replace_lane(h, 3, <i32>load<u16>(w + 3 * stride, 208));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(h2fHighExact(i32x4.shl(h, 16)), v128.load32_splat(x)), f32x4.convert_i32x4_s(sumi)));
     w += <usize>Q6_K_BLOCK_BYTES;
     x += KB;
   }
@@ -373,7 +400,15 @@ function rowDotQ6K(w: usize, x: usize, nb: i32): f32 {
 
 export function matmulQ6_K(out: usize, w: usize, xq: usize, rows: i32, cols: i32, nTok: i32): void {
   const nb = cols / QK_K;
-  for (let r = 0; r < rows; r++) {
+  const stride = <usize>nb * <usize>Q6_K_BLOCK_BYTES;
+  // rows r, r + Q, r + 2Q, r + 3Q: one contiguous stream per quarter of the matrix
+  const Q = rows >> 2;
+  for (let r = 0; r < Q; r++) {
+    for (let t = 0; t < nTok; t++) {
+      storeLanesStrided(out + ((<usize>t * <usize>rows + <usize>r) << 2), <usize>Q << 2, pass4Q6K(w + <usize>r * stride, <usize>Q * stride, xq + <usize>t * <usize>nb * KB, nb), 4);
+    }
+  }
+  for (let r = 4 * Q; r < rows; r++) {
     const wr = w + <usize>r * <usize>nb * <usize>Q6_K_BLOCK_BYTES;
     for (let t = 0; t < nTok; t++) {
       store<f32>(out + ((<usize>t * <usize>rows + <usize>r) << 2), rowDotQ6K(wr, xq + <usize>t * <usize>nb * KB, nb));
