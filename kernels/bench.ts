@@ -4,7 +4,7 @@
 // A "big" shape larger than the last-level cache shows the DRAM-bound regime.
 import { Kernels } from "./index";
 import { loadKernelsModuleForNode } from "./node";
-import { quantizeQ4_0, rowBytes, toF16, type DType } from "./quant";
+import { QUANT_FORMATS, activationFormat, activationRowBytes, f32ToF16Bits, quantizeQ4_0, rowBytes, toF16, type DType, type QuantDType } from "./quant";
 
 const filter = process.argv[2] ?? "";
 const shapes: Array<[number, number, string]> = [
@@ -16,7 +16,21 @@ const shapes: Array<[number, number, string]> = [
   [262144, 288, "big (DRAM) 262144x288"],
   [4096, 16384, "big (DRAM) 4096x16384"],
 ];
-const dtypes: DType[] = ["q8_0", "q4_0", "f16", "f32"];
+const dtypes: DType[] = ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q5_0", "q4_1", "q5_1", "f16", "f32"];
+
+/** Random blocks of a quantized dtype with small finite f16 scales (speed does not depend on the values). */
+function randomBlocks(dtype: QuantDType, n: number): Uint8Array {
+  const f = QUANT_FORMATS[dtype];
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    out[i] = seed >>> 24;
+  }
+  const halves = dtype === "q6_k" ? [208] : dtype === "q5_0" ? [0] : [0, 2];
+  const h = f32ToF16Bits(0.01);
+  for (let b = 0; b < n; b += f.bytes) for (const o of halves) { out[b + o] = h & 0xff; out[b + o + 1] = h >> 8; }
+  return out;
+}
 
 const K = Kernels.create(loadKernelsModuleForNode(), 1200 << 20);
 
@@ -48,7 +62,7 @@ for (const [rows, cols, name] of shapes) {
     if (filter && !`${name} ${dtype}`.includes(filter)) continue;
     const mark = K.mark();
     const wBytes = rowBytes(dtype, cols) * rows;
-    if (wBytes > 600 << 20) { K.release(mark); continue; }
+    if (wBytes > 600 << 20 || (QUANT_FORMATS[dtype as QuantDType]?.values === 256 && cols % 256 !== 0)) { K.release(mark); continue; }
     const w = K.alloc(wBytes);
     // weights: random values in the dtype's layout (f32 staging in chunks of rows)
     const chunk = 256;
@@ -60,14 +74,16 @@ for (const [rows, cols, name] of shapes) {
       if (dtype === "f32") K.write(dst, src);
       else if (dtype === "f16") K.write(dst, toF16(src));
       else if (dtype === "q4_0") K.write(dst, quantizeQ4_0(src, n, cols));
-      else { K.write(stage, src); K.quantizeRows(dst, stage, cols, n); }
+      else if (dtype === "q8_0") { K.write(stage, src); K.quantizeRows(dst, stage, cols, n); }
+      else K.write(dst, randomBlocks(dtype as QuantDType, n * rowBytes(dtype, cols)));
     }
     const nT = 16;
     const x = K.alloc(4 * cols * nT);
     K.write(x, rand(cols * nT));
-    const xq = K.alloc(rowBytes("q8_0", cols) * nT);
-    K.quantizeRows(xq, x, cols, nT);
-    const xin = dtype === "q8_0" || dtype === "q4_0" ? xq : x;
+    const format = activationFormat(dtype);
+    const xq = K.alloc(activationRowBytes(format ?? "q8_k", cols) * nT);
+    if (format) K.quantizeActivations(format, xq, x, cols, nT);
+    const xin = format ? xq : x;
     const out = K.alloc(4 * rows * nT);
     // quantized matrices as the runtime holds them: repacked into the 4-row layout at load
     const packed = dtype === "q8_0" ? K.repackQ8_0x4(w, rows, cols) : dtype === "q4_0" && K.repackQ4_0x4(w, rows, cols);

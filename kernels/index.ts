@@ -24,7 +24,7 @@
  * 8-bit dot products, always with the second operand in [0, 127] where x86 (unsigned bytes) and
  * ARM (signed) agree and no i16 intermediate can saturate.
  */
-import { DTYPE_CODE, rowBytes, type DType } from "./quant";
+import { DTYPE_CODE, QK_K, activationFormat, activationRowBytes, isKQuant, rowBytes, type ActivationFormat, type DType } from "./quant";
 
 export * from "./quant";
 export type Ptr = number;
@@ -55,6 +55,20 @@ export interface KernelExports {
   matmulQ4_0x4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
   repackQ4_0x4(w: Ptr, rows: number, cols: number): number;
   dequantizeRowQ4_0x4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
+  quantizeRowsQ8_K(dst: Ptr, src: Ptr, n: number, nRows: number): void;
+  quantizeRowsQ8_1(dst: Ptr, src: Ptr, n: number, nRows: number): void;
+  matmulQ4_K(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  matmulQ5_K(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  matmulQ6_K(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  matmulQ5_0(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  matmulQ4_1(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  matmulQ5_1(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  dequantizeRowQ4_K(dst: Ptr, src: Ptr, n: number): void;
+  dequantizeRowQ5_K(dst: Ptr, src: Ptr, n: number): void;
+  dequantizeRowQ6_K(dst: Ptr, src: Ptr, n: number): void;
+  dequantizeRowQ5_0(dst: Ptr, src: Ptr, n: number): void;
+  dequantizeRowQ4_1(dst: Ptr, src: Ptr, n: number): void;
+  dequantizeRowQ5_1(dst: Ptr, src: Ptr, n: number): void;
   rmsnorm(out: Ptr, x: Ptr, weight: Ptr, n: number, eps: number): void;
   layernorm(out: Ptr, x: Ptr, weight: Ptr, bias: Ptr, n: number, eps: number): void;
   softmax(x: Ptr, n: number): void;
@@ -225,8 +239,9 @@ export class Kernels {
 
   /**
    * out[t*rows + r] = sum_c W[r, c] * x[t, c] for t < nTok. For f32/f16 weights `x` is f32
-   * activations; for q8_0/q4_0 it must be q8_0-quantized activations (see `quantizeRows` /
-   * `linear`). nTok > 1 (prefill) tiles tokens so each weight row is read once per 4 tokens.
+   * activations; for quantized weights it must be activations quantized to the dtype's
+   * activationFormat (q8_0 for q8_0 / q4_0 / q5_0, q8_1 for q4_1 / q5_1, q8_K for the K-quants;
+   * see `quantizeActivations` / `linear`). nTok > 1 (prefill) tiles tokens so each weight row is read once per 4 tokens.
    * `out` must not overlap the inputs (rows are written while x is still being read).
    */
   matmul(dtype: DType, out: Ptr, w: Ptr, x: Ptr, rows: number, cols: number, nTok = 1): void {
@@ -250,6 +265,19 @@ export class Kernels {
         if (dtype === "q8_0") e.matmulQ8_0(out, w, x, rows, cols, nTok);
         else e.matmulQ4_0(out, w, x, rows, cols, nTok);
         return;
+      case "q4_1":
+      case "q5_0":
+      case "q5_1":
+      case "q4_k":
+      case "q5_k":
+      case "q6_k": {
+        if (isKQuant(dtype) && cols % QK_K !== 0) throw new RangeError(`matmul: ${dtype} needs cols a multiple of ${QK_K}, got ${cols}`);
+        if (cols > this.maxQuantCols) throw new RangeError(`matmul: cols ${cols} > ${this.maxQuantCols} supported for ${dtype}`);
+        this.range("matmul xq", x, activationRowBytes(activationFormat(dtype)!, cols) * nTok);
+        const fn = { q4_1: e.matmulQ4_1, q5_0: e.matmulQ5_0, q5_1: e.matmulQ5_1, q4_k: e.matmulQ4_K, q5_k: e.matmulQ5_K, q6_k: e.matmulQ6_K }[dtype];
+        fn(out, w, x, rows, cols, nTok);
+        return;
+      }
     }
     throw new Error(`matmul: unsupported dtype ${String(dtype)}`);
   }
@@ -319,11 +347,13 @@ export class Kernels {
 
   /**
    * A linear layer on f32 activations for any weight dtype: quantizes x into `xqScratch`
-   * (rowBytes("q8_0", cols) * nTok bytes) first when the weights are quantized.
+   * (activationRowBytes(activationFormat(dtype), cols) * nTok bytes) first when the weights are
+   * quantized.
    */
   linear(dtype: DType, out: Ptr, w: Ptr, x: Ptr, xqScratch: Ptr, rows: number, cols: number, nTok = 1): void {
-    if (dtype === "q8_0" || dtype === "q4_0") {
-      this.quantizeRows(xqScratch, x, cols, nTok);
+    const format = activationFormat(dtype);
+    if (format) {
+      this.quantizeActivations(format, xqScratch, x, cols, nTok);
       this.matmul(dtype, out, w, xqScratch, rows, cols, nTok);
     } else {
       this.matmul(dtype, out, w, x, rows, cols, nTok);
@@ -338,6 +368,19 @@ export class Kernels {
     this.exports.quantizeRowsQ8_0(dst, src, n, nRows);
   }
 
+  /**
+   * f32 rows -> activations in `format` (q8_0, q8_1 or q8_K; see activationFormat), byte-identical
+   * to quantizeActivations in kernels/quant.ts.
+   */
+  quantizeActivations(format: ActivationFormat, dst: Ptr, src: Ptr, n: number, nRows = 1): void {
+    if (format === "q8_0") return this.quantizeRows(dst, src, n, nRows);
+    this.shape("quantizeActivations", n, nRows);
+    this.range("quantizeActivations dst", dst, activationRowBytes(format, n) * nRows);
+    this.range("quantizeActivations src", src, 4 * n * nRows);
+    if (format === "q8_1") this.exports.quantizeRowsQ8_1(dst, src, n, nRows);
+    else this.exports.quantizeRowsQ8_K(dst, src, n, nRows);
+  }
+
   /** One row of `dtype` values at src -> f32 (embedding lookup of any dtype). */
   dequantizeRow(dtype: DType, dst: Ptr, src: Ptr, n: number): void {
     this.shape("dequantizeRow", n);
@@ -349,7 +392,14 @@ export class Kernels {
       case "f16": e.f16ToF32Row(dst, src, n); return;
       case "q8_0": e.dequantizeRowQ8_0(dst, src, n); return;
       case "q4_0": e.dequantizeRowQ4_0(dst, src, n); return;
+      case "q4_1": e.dequantizeRowQ4_1(dst, src, n); return;
+      case "q5_0": e.dequantizeRowQ5_0(dst, src, n); return;
+      case "q5_1": e.dequantizeRowQ5_1(dst, src, n); return;
     }
+    if (n % QK_K !== 0) throw new RangeError(`dequantizeRow: ${dtype} needs n a multiple of ${QK_K}, got ${n}`);
+    if (dtype === "q4_k") e.dequantizeRowQ4_K(dst, src, n);
+    else if (dtype === "q5_k") e.dequantizeRowQ5_K(dst, src, n);
+    else if (dtype === "q6_k") e.dequantizeRowQ6_K(dst, src, n);
   }
 
   f16ToF32Row(dst: Ptr, src: Ptr, n: number): void {

@@ -2,6 +2,8 @@
 // script, the manifest and the runtime agree on. A new family is a new `architecture`
 // value plus a loader that fills these fields; the runtime dispatches on `architecture`.
 
+import type { QuantDType } from "../../kernels/quant";
+
 export type Architecture = "llama" | "gpt2";
 
 /** How rotary embeddings pair up the dimensions of a head. */
@@ -69,10 +71,13 @@ export interface ImportedTensor {
   shape: number[];
   data: Float32Array;
   /**
-   * The tensor's blocks as the source stored them (GGUF Q8_0 / Q4_0), in our block layout.
-   * A build at the same quant copies these bytes instead of requantizing `data`.
+   * The tensor's blocks as the source stored them (a GGUF file's quantized types), in our block
+   * layout (ggml's). A build that keeps the source's types, or asks for the same one, copies
+   * these bytes instead of requantizing `data`.
    */
-  quantized?: { dtype: "q8_0" | "q4_0"; bytes: Uint8Array };
+  quantized?: { dtype: QuantDType; bytes: Uint8Array };
+  /** The dtype the source stored an unquantized tensor in (GGUF F16 -> "f16"), for builds that keep it. */
+  sourceDtype?: "f32" | "f16";
 }
 
 /**

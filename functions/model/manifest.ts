@@ -15,7 +15,7 @@
 //                        (written before its first entry, deleted after its pointer; gc keeps
 //                        what an unexpired one names)
 
-import type { DType } from "../../kernels/quant";
+import { DTYPES as DTYPE_LIST, type DType } from "../../kernels/quant";
 import type { ModelConfig } from "./description";
 
 export const MANIFEST_FORMAT = "edgeinfer/manifest";
@@ -102,14 +102,21 @@ export interface Manifest {
   id: string;
   architecture: ModelConfig["architecture"];
   config: ModelConfig;
-  /** Scheme for the matrices; vectors (norm weights) are always f32. */
-  quant: DType;
+  /**
+   * Scheme for the matrices: one dtype, the q4_k_m / q5_k_m mix our build made, or "mixed" when
+   * they differ otherwise (a GGUF file's own types, a K-quant whose fallback took some rows);
+   * each tensor entry names its dtype. Vectors (norm weights) are always f32.
+   */
+  quant: ManifestQuant;
   kvCacheDtype: "f32" | "f16";
   tokenizer: TokenizerEntry;
   tensors: TensorEntry[];
   weights: { bytes: number; shardBytes: number; shards: ShardEntry[] };
   memory: MemoryPlan;
 }
+
+/** A dtype for every matrix, a llama.cpp-style mix our build made, or "mixed" (a source's own types). */
+export type ManifestQuant = DType | "q4_k_m" | "q5_k_m" | "mixed";
 
 export interface ModelPointer {
   manifest: string;
@@ -124,7 +131,7 @@ export interface ModelPointer {
 export class ManifestError extends Error {}
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
-const DTYPES = new Set(["f32", "f16", "q8_0", "q4_0"]);
+const DTYPES = new Set<string>(DTYPE_LIST);
 const ARCHITECTURES = new Set(["llama", "gpt2"]);
 
 /** Parses and checks a manifest read from KV; any inconsistency is a ManifestError. */
@@ -143,7 +150,7 @@ export function parseManifest(text: string): Manifest {
   if (m.format !== MANIFEST_FORMAT) fail(`has format ${JSON.stringify(m.format)}, expected ${MANIFEST_FORMAT}`);
   if (m.version !== MANIFEST_VERSION) fail(`has version ${JSON.stringify(m.version)}, this Worker reads ${MANIFEST_VERSION}`);
   if (!ARCHITECTURES.has(m.architecture)) fail(`names unknown architecture ${JSON.stringify(m.architecture)}`);
-  if (!DTYPES.has(m.quant)) fail(`names unknown quant ${JSON.stringify(m.quant)}`);
+  if (!DTYPES.has(m.quant) && !["mixed", "q4_k_m", "q5_k_m"].includes(m.quant)) fail(`names unknown quant ${JSON.stringify(m.quant)}`);
   if (m.kvCacheDtype !== "f32" && m.kvCacheDtype !== "f16") fail(`names unknown kvCacheDtype ${JSON.stringify(m.kvCacheDtype)}`);
   if (!m.config || m.config.architecture !== m.architecture) fail("config does not match its architecture");
   if (!m.tokenizer || !SHA256_RE.test(m.tokenizer.sha256)) fail("has no valid tokenizer entry");

@@ -1,7 +1,7 @@
 // The memory budget, and the one computation of how much a model needs once loaded. The
 // build script refuses models that do not fit; the runtime allocates exactly this plan.
 
-import { rowBytes, type DType } from "../../kernels/quant";
+import { activationFormat, activationRowBytes, rowBytes, type DType } from "../../kernels/quant";
 import { headSize, kvDim, type ModelConfig } from "./description";
 import type { MemoryPlan, TokenizerKind } from "./manifest";
 
@@ -32,9 +32,12 @@ export interface ScratchBuffer {
 /**
  * The runtime's working buffers for one model, allocated once at load. `logitRows` is how many
  * sequences' logits one classifier product writes: the plan counts one; each extra sequence a
- * loaded model gets from spare memory brings its row (see perSequenceBytes).
+ * loaded model gets from spare memory brings its row (see perSequenceBytes). `weightDtypes` are
+ * the dtypes of its matrices: each activation format they multiply with (activationFormat) gets
+ * its own buffer, so one input quantized for several formats (q, k, v of different dtypes in a
+ * mixed GGUF file) is quantized once per format. "xq" (q8_0) is always there.
  */
-export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logitRows = 1): ScratchBuffer[] {
+export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logitRows = 1, weightDtypes: readonly DType[] = []): ScratchBuffer[] {
   const f32 = 4;
   const { dim, hiddenDim, nHeads, seqLen, vocabSize } = config;
   const widest = Math.max(dim, hiddenDim);
@@ -48,6 +51,10 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logit
     { name: "logits", bytes: logitRows * vocabSize * f32 },
     { name: "xq", bytes: chunk * rowBytes("q8_0", widest) },
   ];
+  const formats = new Set(weightDtypes.map(activationFormat));
+  // q8_1 for q4_1 / q5_1 (36 bytes per 32 values), q8_K for the K-quants (292 per 256)
+  if (formats.has("q8_1")) common.push({ name: "xq8_1", bytes: chunk * activationRowBytes("q8_1", widest) });
+  if (formats.has("q8_k")) common.push({ name: "xq8_k", bytes: chunk * activationRowBytes("q8_k", widest) });
   if (config.architecture === "gpt2") {
     return [...common, { name: "qkv", bytes: chunk * 3 * dim * f32 }];
   }
@@ -90,11 +97,13 @@ export function planMemory(
   cacheDtype: CacheDtype,
   /** From tokenizerHeapBytes. */
   tokenizerBytes: number,
+  /** The matrices' dtypes (for the activation buffers, see scratchBuffers). */
+  weightDtypes: readonly DType[] = [],
   budget = MODEL_MEMORY_BUDGET_BYTES,
 ): MemoryPlan {
   const weights = aligned(weightsBytes);
   const kvCache = aligned(kvCacheBytes(config, cacheDtype));
-  const scratch = scratchBuffers(config).reduce((sum, b) => sum + aligned(b.bytes), 0);
+  const scratch = scratchBuffers(config, PREFILL_CHUNK, 1, weightDtypes).reduce((sum, b) => sum + aligned(b.bytes), 0);
   const tokenizer = tokenizerBytes;
   return { weights, kvCache, scratch, tokenizer, total: weights + kvCache + scratch + tokenizer, budget };
 }

@@ -2,7 +2,7 @@
 // linear layer over any weight dtype, the per-sequence KV cache and the working buffers.
 
 import type { Kernels, Ptr } from "../../kernels/index";
-import { rowBytes, type DType } from "../../kernels/quant";
+import { activationFormat, rowBytes, type ActivationFormat, type DType } from "../../kernels/quant";
 import { kvDim as kvDimOf, type ModelConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
 import { kvCacheBytes, PREFILL_CHUNK, scratchBuffers } from "../model/memory";
@@ -132,6 +132,10 @@ export class ModelMemory {
   readonly buf: Record<string, Ptr> = {};
   private readonly byName: Map<string, Manifest["tensors"][number]>;
   private readonly packed = new Map<string, boolean>();
+  /** The activation buffer of each format (scratch "xq", "xq8_1", "xq8_k"). */
+  private readonly actBuf: Record<ActivationFormat, Ptr>;
+  /** Formats whose buffer holds the current input (the x of the last `quantize` call). */
+  private readonly fresh = new Set<ActivationFormat>();
 
   /** Tokens one step carries: the scratch buffers' rows. */
   readonly stepTokens = PREFILL_CHUNK;
@@ -144,7 +148,8 @@ export class ModelMemory {
     readonly logitRows = 1,
   ) {
     this.byName = new Map(manifest.tensors.map((t) => [t.name, t]));
-    for (const b of scratchBuffers(manifest.config, PREFILL_CHUNK, logitRows)) this.buf[b.name] = k.alloc(b.bytes, 64);
+    for (const b of scratchBuffers(manifest.config, PREFILL_CHUNK, logitRows, manifest.tensors.map((t) => t.dtype))) this.buf[b.name] = k.alloc(b.bytes, 64);
+    this.actBuf = { q8_0: this.buf.xq, q8_1: this.buf.xq8_1, q8_k: this.buf.xq8_k };
   }
 
   has(name: string): boolean {
@@ -188,15 +193,23 @@ export class ModelMemory {
   }
 
   /**
-   * out[t] = W x[t] for t < n. Quantized weights take q8_0 activations: `quantize` says
-   * whether x changed since the last call (q, k and v share one quantized input).
+   * out[t] = W x[t] for t < n. Quantized weights take activations quantized as ggml does for
+   * their dtype (q8_0, q8_1 or q8_K): `quantize` says whether x changed since the last call
+   * (q, k and v share one input, quantized once per format they need).
    */
   linear(out: Ptr, w: Matrix, x: Ptr, n: number, quantize: boolean): void {
-    if (w.dtype === "q8_0" || w.dtype === "q4_0") {
-      if (quantize) this.k.quantizeRows(this.buf.xq, x, w.cols, n);
-      if (w.packed && w.dtype === "q4_0") this.k.matmulQ4_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
-      else if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, this.buf.xq, w.rows, w.cols, n);
-      else this.k.matmul(w.dtype, out, w.ptr, this.buf.xq, w.rows, w.cols, n);
+    if (quantize) this.fresh.clear();
+    const format = activationFormat(w.dtype);
+    if (format) {
+      const xq = this.actBuf[format];
+      if (xq === undefined) throw new Error(`no ${format} activation buffer for ${w.dtype} weights`);
+      if (!this.fresh.has(format)) {
+        this.k.quantizeActivations(format, xq, x, w.cols, n);
+        this.fresh.add(format);
+      }
+      if (w.packed && w.dtype === "q4_0") this.k.matmulQ4_0x4(out, w.ptr, xq, w.rows, w.cols, n);
+      else if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, xq, w.rows, w.cols, n);
+      else this.k.matmul(w.dtype, out, w.ptr, xq, w.rows, w.cols, n);
     } else {
       this.k.matmul(w.dtype, out, w.ptr, x, w.rows, w.cols, n);
     }

@@ -21,6 +21,11 @@ export { matmulQ8_0 } from "./matmul_q8";
 export { matmulQ8_0x4, repackQ8_0x4, dequantizeRowQ8_0x4 } from "./matmul_q8x4";
 export { matmulQ4_0 } from "./matmul_q4";
 export { matmulQ4_0x4, repackQ4_0x4, dequantizeRowQ4_0x4 } from "./matmul_q4x4";
+export {
+  quantizeRowQ8_K, quantizeRowsQ8_K, quantizeRowQ8_1, quantizeRowsQ8_1,
+  matmulQ4_K, matmulQ5_K, matmulQ6_K, matmulQ5_0, matmulQ4_1, matmulQ5_1,
+  dequantizeRowQ4_K, dequantizeRowQ5_K, dequantizeRowQ6_K, dequantizeRowQ5_0, dequantizeRowQ4_1, dequantizeRowQ5_1,
+} from "./matmul_k";
 export { rmsnorm, layernorm } from "./norm";
 export { softmax, swiglu, silu, gelu, addInPlace, addBias, mulInPlace, scale, argmax } from "./activation";
 export { rope } from "./rope";

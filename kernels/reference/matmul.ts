@@ -1,7 +1,7 @@
 // Reference matmuls (see kernels/assembly/matmul_*.ts): out[t*rows + r] = sum_c w[r,c] * x[t,c].
 // Products and the running sum are rounded to f32 after every step, in column (or block) order,
 // mirroring ggml's scalar code; the wasm kernels sum the same terms in another order.
-import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, blocksPerRow, f16BitsToF32 } from "../quant";
+import { ACTIVATION_FORMATS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QUANT_FORMATS, activationRowBytes, blocksPerRow, f16BitsToF32, scaleMinK4, type QuantDType } from "../quant";
 
 const fr = Math.fround;
 
@@ -170,4 +170,104 @@ export function matmulQ4_0x4(out: Float32Array, w: Uint8Array, xq: Uint8Array, r
   const plain = new Uint8Array(rows * rb);
   for (let r = 0; r < rows; r++) plain.set(unpackRowQ4_0x4(w, rows, cols, r), r * rb);
   matmulQ4_0(out, plain, xq, rows, cols, nTok);
+}
+
+/**
+ * Integer part of one block's dot product for the formats beyond q8_0 / q4_0, exactly as ggml's
+ * vec_dot_*_q8_* sums it: `sumi` (the codes times the activations, times each sub-block's scale
+ * for K-quants) and, for q4_K / q5_K, `summ` (each sub-block's min code times its activations'
+ * sum, from q8_K's bsums). Integers, so any order gives the same values.
+ */
+export function blockDotInts(dtype: QuantDType, w: Uint8Array, pw: number, xq: Uint8Array, px: number): { sumi: number; summ: number } {
+  const xi = (j: number) => (xq[px + j]! << 24) >> 24;
+  let sumi = 0, summ = 0;
+  switch (dtype) {
+    case "q4_1":
+      for (let j = 0; j < 16; j++) sumi += (w[pw + 4 + j]! & 15) * xi(4 + j) + (w[pw + 4 + j]! >> 4) * xi(20 + j);
+      break;
+    case "q5_0":
+    case "q5_1": {
+      const one = dtype === "q5_1";
+      const qh = (w[pw + (one ? 4 : 2)]! | (w[pw + (one ? 5 : 3)]! << 8) | (w[pw + (one ? 6 : 4)]! << 16) | (w[pw + (one ? 7 : 5)]! << 24)) >>> 0;
+      const qs = pw + (one ? 8 : 6), xo = one ? 4 : 2, off = one ? 0 : 16;
+      for (let j = 0; j < 16; j++) {
+        const q0 = ((w[qs + j]! & 15) | (((qh >>> j) & 1) << 4)) - off;
+        const q1 = ((w[qs + j]! >> 4) | (((qh >>> (j + 16)) & 1) << 4)) - off;
+        sumi += q0 * xi(xo + j) + q1 * xi(xo + 16 + j);
+      }
+      break;
+    }
+    case "q4_k":
+    case "q5_k": {
+      const five = dtype === "q5_k";
+      const qs = pw + (five ? 48 : 16);
+      const bsum = (g: number) => (xq[px + 260 + 2 * g]! | (xq[px + 261 + 2 * g]! << 8)) << 16 >> 16;
+      for (let j = 0; j < 8; j++) {
+        const [sc, m] = scaleMinK4(w, pw + 4, j);
+        summ += m * (bsum(2 * j) + bsum(2 * j + 1));
+        const g = j >> 1, shift = (j & 1) * 4;
+        let dot = 0;
+        for (let l = 0; l < 32; l++) {
+          const h = five ? ((w[pw + 16 + l]! >> j) & 1) << 4 : 0;
+          dot += (((w[qs + 32 * g + l]! >> shift) & 15) | h) * xi(4 + 32 * j + l);
+        }
+        sumi += sc * dot;
+      }
+      break;
+    }
+    case "q6_k":
+      for (let v = 0; v < 256; v++) {
+        const half = v >> 7, k = v & 127, quarter = k >> 5, l = k & 31;
+        const ql = w[pw + 64 * half + l + (quarter & 1) * 32]!;
+        const low = quarter < 2 ? ql & 15 : ql >> 4;
+        const high = (w[pw + 128 + 32 * half + l]! >> (2 * quarter)) & 3;
+        const sc = (w[pw + 192 + (v >> 4)]! << 24) >> 24;
+        sumi += sc * ((low | (high << 4)) - 32) * xi(4 + v);
+      }
+      break;
+    default:
+      throw new Error(`blockDotInts: ${dtype} is not one of these formats`);
+  }
+  return { sumi, summ };
+}
+
+/** The f32 contribution of one block (the kernels compute exactly these operations per block). */
+export function blockDot(dtype: QuantDType, w: Uint8Array, pw: number, xq: Uint8Array, px: number): number {
+  const { sumi, summ } = blockDotInts(dtype, w, pw, xq, px);
+  switch (dtype) {
+    case "q5_0":
+      return fr(fr(sumi) * fr(scaleAt(w, pw) * scaleAt(xq, px)));
+    case "q4_1":
+    case "q5_1":
+      return fr(fr(fr(scaleAt(w, pw) * scaleAt(xq, px)) * fr(sumi)) + fr(scaleAt(w, pw + 2) * scaleAt(xq, px + 2)));
+    case "q4_k":
+    case "q5_k": {
+      const dx = new DataView(xq.buffer, xq.byteOffset + px, 4).getFloat32(0, true);
+      return fr(fr(fr(scaleAt(w, pw) * dx) * fr(sumi)) - fr(fr(scaleAt(w, pw + 2) * dx) * fr(summ)));
+    }
+    case "q6_k": {
+      const dx = new DataView(xq.buffer, xq.byteOffset + px, 4).getFloat32(0, true);
+      return fr(fr(scaleAt(w, pw + 208) * dx) * fr(sumi));
+    }
+  }
+  throw new Error(`blockDot: ${dtype} is not one of these formats`);
+}
+
+/**
+ * Weights of any of q4_1, q5_0, q5_1, q4_K, q5_K, q6_K times activations in their format
+ * (activationFormat: q8_0, q8_1 or q8_K): per block the exact integer dot, then blockDot's f32
+ * operations, summed over blocks in order in f32.
+ */
+export function matmulQuant(dtype: QuantDType, out: Float32Array, w: Uint8Array, xq: Uint8Array, rows: number, cols: number, nTok: number): void {
+  const f = QUANT_FORMATS[dtype];
+  const a = ACTIVATION_FORMATS[f.activation];
+  const nb = Math.ceil(cols / f.values);
+  const rbw = nb * f.bytes, rbx = activationRowBytes(f.activation, cols);
+  for (let t = 0; t < nTok; t++) {
+    for (let r = 0; r < rows; r++) {
+      let acc = 0;
+      for (let b = 0; b < nb; b++) acc = fr(acc + blockDot(dtype, w, r * rbw + b * f.bytes, xq, t * rbx + b * a.bytes));
+      out[t * rows + r] = acc;
+    }
+  }
 }

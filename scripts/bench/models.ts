@@ -31,7 +31,7 @@ export function shapeConfig(shape: ShapeName): LlamaConfig {
   return llama2cShapeConfig(shapes[shape], true);
 }
 
-export function modelId(shape: ShapeName, quant: BenchQuant): string {
+export function modelId(shape: ShapeName, quant: BenchQuant | "q4_k"): string {
   return `bench-${shape}-${quant}`;
 }
 
@@ -95,7 +95,7 @@ export interface BuiltModel {
 }
 
 /** Build (or read from the cache) one model at one quant through the real build pipeline. */
-export async function ensureBuilt(shape: ShapeName, quant: BenchQuant, tokenizer: string, dir = BENCH_DIR): Promise<BuiltModel> {
+export async function ensureBuilt(shape: ShapeName, quant: BenchQuant | "q4_k", tokenizer: string, dir = BENCH_DIR): Promise<BuiltModel> {
   const checkpoint = ensureCheckpoint(shape, dir);
   const tokHash = createHash("sha256").update(readFileSync(tokenizer)).digest("hex").slice(0, 16);
   const key = cacheKey([shape, SEED, quant, tokHash, MANIFEST_VERSION]);

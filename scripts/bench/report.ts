@@ -71,6 +71,13 @@ export function formatReport(r: BenchResult): string {
     out.push(table(["streams", "tok/s (sum)", "x one stream", "steps", "memory MiB", "fits 112 MiB", "stream 0 = alone"],
       r.concurrency.points.map((p) => [`${p.streams}`, num(p.tokensPerSecond), num(p.speedup, 2), `${p.steps}`, mib(p.memoryBytes), p.fitsBudget ? "yes" : "no", p.mismatches === 0 ? "yes" : "NO"]), (i) => i >= 1 && i <= 4));
   }
+  if (r.kquants) {
+    const k = r.kquants;
+    out.push(`K-quants, stories110M: q4_k decode ${num(k.pair.aTokensPerSecond)} tok/s vs q4_0 ${num(k.pair.bTokensPerSecond)} tok/s turn about = ${k.pair.ratio.toFixed(2)}x; prefill q4_k ${num(k.q4kPrefillTokensPerSecond)} tok/s, q4_0 ${num(k.q4_0PrefillTokensPerSecond)} tok/s.`);
+    const l = k.q4km.llamaCpp;
+    out.push(`Q4_K_M GGUF (same file): ours decode ${num(k.q4km.ours.decodeTokensPerSecond)} tok/s, prefill ${num(k.q4km.ours.prefillTokensPerSecond)} tok/s; ` +
+      (l ? `llama.cpp (one thread) decode ${num(l.decodeTokensPerSecond)} tok/s, prefill ${num(l.prefillTokensPerSecond)} tok/s.` : `llama.cpp not measured: ${k.q4km.llamaCppError}.`));
+  } else if (r.kquantsError) out.push(`K-quants not measured: ${r.kquantsError}`);
   out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
   out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
   out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");

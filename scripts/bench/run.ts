@@ -33,6 +33,7 @@ import {
 } from "./models";
 import { runRoofline, type Roofline, type RooflineOptions } from "./roofline";
 import { evaluateTargets, type Target } from "./targets";
+import { benchKQuants, type KQuantResult } from "./kquants";
 import type { BenchQuant } from "./weights";
 
 export interface BenchOptions {
@@ -49,6 +50,8 @@ export interface BenchOptions {
   roofline: RooflineOptions;
   run: RunOptions;
   fullContextInProcess: boolean;
+  /** q4_K against q4_0 and a Q4_K_M file against llama.cpp, on stories110M (needs its q4_0 build). */
+  kquants: boolean;
   compare: CompareOptions;
   warmReps: number;
   /** Fresh servers per cold start (median reported). */
@@ -74,6 +77,7 @@ export function defaultOptions(quick: boolean, tokenizer: string, log: (line: st
       ? { promptTokens: 32, decodeTokens: 16, decodeWarmup: 8, decodeReps: 2, prefillTokens: 128, prefillReps: 2 }
       : { promptTokens: 32, decodeTokens: 32, decodeWarmup: 16, decodeReps: 4, prefillTokens: 128, prefillReps: 5 },
     fullContextInProcess: true,
+    kquants: !quick,
     compare: quick
       ? { warmup: 2, reps: 3, workingSetBytes: 0, minCopies: 2, maxCopies: 8, check: true }
       : { warmup: 3, reps: 9, workingSetBytes: 0, minCopies: 2, maxCopies: 32, check: true },
@@ -129,6 +133,8 @@ export interface BenchResult {
   concurrency?: { model: string; points: ConcurrencyPoint[] };
   /** One stream in process through the engine, on the workload the API decode measurement runs (stories15M q8_0). */
   apiReference?: { model: string; tokensPerSecond: number };
+  kquants?: KQuantResult;
+  kquantsError?: string;
   products: Array<ShapeComparison & { shape: ShapeName; label: string; count: number }>;
   bundle?: BundleSizes;
   bundleError?: string;
@@ -208,6 +214,16 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (keep.has("q4_0") && keep.has("q8_0")) {
     o.log("stories110M q4_0 and q8_0: decode turn about (paired ratio)");
     pairs.push(await pairedDecode(keep.get("q4_0")!, keep.get("q8_0")!, o.run, o.quick ? 2 : 8));
+  }
+  let kquants: KQuantResult | undefined;
+  let kquantsError: string | undefined;
+  if (o.kquants && keep.has("q4_0")) {
+    try {
+      kquants = await benchKQuants(keep.get("q4_0")!, o.tokenizer, o.run, o.quick ? 2 : 8, tokenizerFile, o.log);
+    } catch (e) {
+      kquantsError = (e as Error).message.split("\n")[0];
+      o.log(`K-quants: ${kquantsError}`);
+    }
   }
   keep.clear();
 
@@ -313,6 +329,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     pairs,
     concurrency,
     apiReference,
+    ...(kquants ? { kquants } : {}),
+    ...(kquantsError ? { kquantsError } : {}),
     products,
     bundle,
     bundleError,

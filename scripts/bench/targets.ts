@@ -19,7 +19,7 @@ export interface Target {
 const MiB = 1024 * 1024;
 const f1 = (n: number) => n.toFixed(1);
 
-export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs" | "concurrency" | "apiReference">>): Target[] {
+export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs" | "concurrency" | "apiReference" | "kquants">>): Target[] {
   const model = (shape: string, quant: string): ModelResult | undefined => r.models.find((m) => m.shape === shape && m.quant === quant);
   const skip = (name: string, why: string): Target => ({ name, status: "SKIP", detail: why });
   const verdict = (name: string, ok: boolean, detail: string): Target => ({ name, status: ok ? "PASS" : "FAIL", detail });
@@ -89,6 +89,23 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
         if (ceiling < 1.5) t.limit = `1.5x is above this machine's ceiling of ${ceiling.toFixed(2)}x`;
       }
       out.push(t);
+    }
+  }
+  {
+    const name = "q4_K decode within 15% of q4_0 decode on stories110M";
+    const k = r.kquants;
+    if (!k) out.push(skip(name, r.mode === "quick" ? "not run in --quick" : "not measured"));
+    else out.push(verdict(name, k.pair.ratio >= 0.85, `q4_k ${f1(k.pair.aTokensPerSecond)} tok/s / q4_0 ${f1(k.pair.bTokensPerSecond)} tok/s = ${k.pair.ratio.toFixed(2)}x, decoded turn about`));
+  }
+  {
+    const name = "Q4_K_M decode ahead of llama.cpp's on the same file (stories110M)";
+    const k = r.kquants;
+    if (!k) out.push(skip(name, r.mode === "quick" ? "not run in --quick" : "not measured"));
+    else if (!k.q4km.llamaCpp) out.push(skip(name, `llama.cpp not measured: ${k.q4km.llamaCppError}`));
+    else {
+      const ours = k.q4km.ours, l = k.q4km.llamaCpp;
+      out.push(verdict(name, ours.decodeTokensPerSecond > l.decodeTokensPerSecond,
+        `ours ${f1(ours.decodeTokensPerSecond)} tok/s, llama.cpp (one thread) ${f1(l.decodeTokensPerSecond)} tok/s; prefill ours ${f1(ours.prefillTokensPerSecond)} tok/s, llama.cpp ${f1(l.prefillTokensPerSecond)} tok/s`));
     }
   }
   {

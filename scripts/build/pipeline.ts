@@ -14,11 +14,12 @@ import {
   MAX_SHARD_BYTES,
   TENSOR_ALIGN,
   type Manifest,
+  type ManifestQuant,
   type TensorEntry,
   type TokenizerEntry,
 } from "../../functions/model/manifest";
 import { planMemory, tokenizerHeapBytes, type CacheDtype } from "../../functions/model/memory";
-import { quantizeTensor, type QuantizedTensor } from "./quantize";
+import { quantizeTensor, storedDtype, type BuildQuant, type QuantizedTensor } from "./quantize";
 
 export interface BuildInput {
   id: string;
@@ -28,7 +29,8 @@ export interface BuildInput {
 }
 
 export interface BuildOptions {
-  quant: DType;
+  /** A dtype for every matrix, a q4_k_m / q5_k_m mix, or "keep" (the source's own types). */
+  quant: BuildQuant;
   shardBytes?: number;
   kvCacheDtype?: CacheDtype;
   /** Serve a shorter context than the checkpoint's to shrink the KV cache. */
@@ -68,9 +70,25 @@ export function checkModelId(id: string): void {
   }
 }
 
-export function defaultCacheDtype(quant: DType): CacheDtype {
+export function defaultCacheDtype(quant: BuildQuant | ManifestQuant): CacheDtype {
   // f32 models are the exact reference: keep their cache exact too.
   return quant === "f32" ? "f32" : "f16";
+}
+
+/** The dtype of every tensor of a build, in the input's order. */
+export function buildDtypes(tensors: Pick<ImportedTensor, "name" | "shape" | "quantized" | "sourceDtype">[], quant: BuildQuant, config: Pick<ModelConfig, "nLayers"> & { tiedEmbeddings?: boolean }): DType[] {
+  return tensors.map((t) => storedDtype(t, quant, config));
+}
+
+/**
+ * The manifest's `quant`: what was asked for (a dtype, whose K-quant fallbacks the tensor
+ * entries show, or a mix); for "keep", the source's one dtype, or "mixed".
+ */
+export function manifestQuant(quant: BuildQuant, matrixDtypes: DType[]): ManifestQuant {
+  if (quant !== "keep") return quant;
+  const kinds = new Set(matrixDtypes);
+  if (kinds.size === 1) return matrixDtypes[0]!;
+  return kinds.size === 0 ? "f32" : "mixed";
 }
 
 /** Where each per-layer tensor goes within its layer (names of other roles keep their input order, after these). */
@@ -114,13 +132,15 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
     if (!Number.isInteger(options.contextLength) || options.contextLength < 1) throw new Error("context length must be a positive integer");
     config.seqLen = Math.min(config.seqLen, options.contextLength);
   }
-  const kvCacheDtype = options.kvCacheDtype ?? defaultCacheDtype(options.quant);
+  const tensors = storageOrder(input.tensors);
+  const dtypes = buildDtypes(tensors, options.quant, config);
+  const quant = manifestQuant(options.quant, dtypes.filter((_, i) => tensors[i]!.shape.length === 2));
+  const kvCacheDtype = options.kvCacheDtype ?? defaultCacheDtype(quant);
 
   const quantized: QuantizedTensor[] = [];
   const reports: TensorReport[] = [];
-  const tensors = storageOrder(input.tensors);
-  for (const tensor of tensors) {
-    const q = quantizeTensor(tensor, options.quant);
+  for (const [i, tensor] of tensors.entries()) {
+    const q = quantizeTensor(tensor, dtypes[i]!);
     quantized.push(q);
     const report = { name: q.name, dtype: q.dtype, shape: q.shape, bytes: q.data.byteLength, relRmsError: q.relRmsError, maxAbsError: q.maxAbsError };
     reports.push(report);
@@ -146,7 +166,7 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
     id: input.id,
     architecture: config.architecture,
     config,
-    quant: options.quant,
+    quant,
     kvCacheDtype,
     tokenizer: {
       kind: input.tokenizer.kind,
@@ -157,7 +177,7 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
     },
     tensors: index,
     weights: { bytes: blob.byteLength, shardBytes, shards },
-    memory: planMemory(config, blob.byteLength, kvCacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength)),
+    memory: planMemory(config, blob.byteLength, kvCacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength), dtypes),
   };
   const manifestText = canonicalJson(manifest);
   const manifestSha256 = await sha256Hex(manifestText);

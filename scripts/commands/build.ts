@@ -1,21 +1,31 @@
-// edgeinfer build <checkpoint> --tokenizer <file> --id <model-id> --quant f32|f16|q8_0|q4_0
+// edgeinfer build <checkpoint> --tokenizer <file> --id <model-id> [--quant <dtype, mix or keep>]
 
 import { parseArgs } from "node:util";
-import type { DType } from "../../kernels/quant";
 import { formatBytes, tokenizerHeapBytes } from "../../functions/model/memory";
-import { buildArtifacts, checkModelId, defaultCacheDtype, type BuildArtifacts } from "../build/pipeline";
+import { buildArtifacts, checkModelId, defaultCacheDtype, manifestQuant, buildDtypes, type BuildArtifacts } from "../build/pipeline";
+import { BUILD_QUANTS, type BuildQuant } from "../build/quantize";
 import { checkFit, describePlan } from "../build/fit";
 import { publishArtifacts, type PublishResult } from "../build/publish";
 import { openKvTarget, type KvTarget } from "../kv/targets";
 import { loadSource } from "../sources/load";
 import { CliError, endProgress, progress, targetOptions, type Command, type OptionSpecs } from "./command";
 
-const QUANTS = new Set(["f32", "f16", "q8_0", "q4_0"]);
+/** Checks a --quant value; undefined stays undefined (the source's default, see resolveQuant). */
+export function parseQuant(value: string | undefined): BuildQuant | undefined {
+  if (value === undefined) return undefined;
+  if (!(BUILD_QUANTS as readonly string[]).includes(value)) throw new CliError(`--quant must be one of ${BUILD_QUANTS.join(", ")} (got ${value})`);
+  return value as BuildQuant;
+}
+
+/** Without --quant: a GGUF file keeps its own types, anything else is built at q8_0. */
+export function resolveQuant(quant: BuildQuant | undefined, sourceKind: string): BuildQuant {
+  return quant ?? (sourceKind === "gguf" ? "keep" : "q8_0");
+}
 
 export const buildOptions = {
   id: { type: "string", value: "MODEL-ID", help: "the model id it is served under (required)" },
   tokenizer: { type: "string", value: "FILE", help: "llama2.c's tokenizer.bin (llama2.c checkpoints only)" },
-  quant: { type: "string", default: "q8_0", value: "f32|f16|q8_0|q4_0", help: "weight format" },
+  quant: { type: "string", value: "FORMAT", help: `weight format: ${BUILD_QUANTS.join(", ")} (default: keep for a GGUF file, its own types; q8_0 otherwise)` },
   context: { type: "string", value: "N", help: "shorten the context to N tokens (less KV cache memory)" },
   "kv-cache": { type: "string", value: "f32|f16", help: "KV cache format (default: f32 for f32 models, else f16)" },
   "shard-size": { type: "string", value: "MiB", help: "largest shard in MiB (default: 8; KV allows 25)" },
@@ -30,7 +40,8 @@ export interface BuildRequest {
   /** llama2.c tokenizer.bin (llama2.c checkpoints only). */
   tokenizer?: string;
   id: string;
-  quant: DType;
+  /** Default: "keep" for a GGUF file, q8_0 otherwise. */
+  quant?: BuildQuant;
   contextLength?: number;
   kvCacheDtype?: "f32" | "f16";
   shardBytes?: number;
@@ -54,14 +65,13 @@ export const buildCommand: Command = {
     const { values, positionals } = parseArgs({ args, options: buildOptions, allowPositionals: true, strict: true });
     if (positionals.length !== 1) throw new CliError(`usage: edgeinfer ${BUILD_USAGE} (see edgeinfer build --help)`);
     if (!values.id) throw new CliError("--id <model-id> is required");
-    if (!QUANTS.has(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
     const kvCache = values["kv-cache"];
     if (kvCache !== undefined && kvCache !== "f32" && kvCache !== "f16") throw new CliError("--kv-cache must be f32 or f16");
     const outcome = await buildModel({
       source: positionals[0],
       tokenizer: values.tokenizer,
       id: values.id,
-      quant: values.quant as DType,
+      quant: parseQuant(values.quant),
       contextLength: values.context === undefined ? undefined : positiveInt(values.context, "--context"),
       kvCacheDtype: kvCache,
       shardBytes: values["shard-size"] === undefined ? undefined : Math.round(Number(values["shard-size"]) * 1024 * 1024),
@@ -101,18 +111,20 @@ export async function buildArtifactsFor(req: BuildRequest): Promise<BuildArtifac
   }
   const input = await loadSource(req.source, { id: req.id, tokenizer: req.tokenizer, maxContext: req.contextLength, json: req.json });
   const config = { ...input.config, seqLen: Math.min(input.config.seqLen, req.contextLength ?? Infinity) };
-  const cacheDtype = req.kvCacheDtype ?? defaultCacheDtype(req.quant);
-  const fit = checkFit(config, input.tensors, req.quant, cacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength), defaultCacheDtype);
+  const quant = resolveQuant(req.quant, input.sourceKind);
+  const matrices = input.tensors.filter((t) => t.shape.length === 2);
+  const cacheDtype = req.kvCacheDtype ?? defaultCacheDtype(manifestQuant(quant, buildDtypes(matrices, quant, config)));
+  const fit = checkFit(config, input.tensors, quant, cacheDtype, tokenizerHeapBytes(input.tokenizer.kind, input.tokenizer.bytes.byteLength), defaultCacheDtype);
   if (!fit.fits) {
     throw new CliError(
-      `model '${req.id}' at ${req.quant} needs ${describePlan(fit.plan, config.seqLen)}, ${formatBytes(fit.plan.total - fit.plan.budget)} over the ${formatBytes(fit.plan.budget)} an isolate can give a model. ${fit.advice}`,
+      `model '${req.id}' at ${quant === "keep" ? "its own types" : quant} needs ${describePlan(fit.plan, config.seqLen)}, ${formatBytes(fit.plan.total - fit.plan.budget)} over the ${formatBytes(fit.plan.budget)} an isolate can give a model. ${fit.advice}`,
       { needBytes: fit.plan.total, budgetBytes: fit.plan.budget, overBytes: fit.plan.total - fit.plan.budget, advice: fit.advice },
     );
   }
   let artifacts: BuildArtifacts;
   try {
     artifacts = await buildArtifacts(input, {
-      quant: req.quant,
+      quant,
       shardBytes: req.shardBytes,
       kvCacheDtype: cacheDtype,
       contextLength: req.contextLength,

@@ -4,20 +4,20 @@
 
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import type { DType } from "../../kernels/quant";
 import { kvKeys } from "../../functions/model/manifest";
 import { formatBytes } from "../../functions/model/memory";
 import { planPublish, publishArtifacts } from "../build/publish";
 import { openKvTarget } from "../kv/targets";
 import { checkCustomerName, ensureCustomer, readCustomer } from "../tenancy/store";
-import { buildArtifactsFor } from "./build";
+import { BUILD_QUANTS } from "../build/quantize";
+import { buildArtifactsFor, parseQuant } from "./build";
 import { CliError, endProgress, progress, targetOptions, type Command, type OptionSpecs } from "./command";
 
 const deployOptions = {
   model: { type: "string", value: "SOURCE", help: "what to build: a llama2.c checkpoint, a Hugging Face folder, a .gguf file or hf:org/repo[@rev] (required)" },
   id: { type: "string", value: "NAME", help: "the model id the customer calls it by (default: from the source's name)" },
   tokenizer: { type: "string", value: "FILE", help: "llama2.c's tokenizer.bin (llama2.c checkpoints only)" },
-  quant: { type: "string", default: "q8_0", value: "f32|f16|q8_0|q4_0", help: "weight format" },
+  quant: { type: "string", value: "FORMAT", help: `weight format: ${BUILD_QUANTS.join(", ")} (default: keep for a GGUF file, q8_0 otherwise)` },
   context: { type: "string", value: "N", help: "shorten the context to N tokens" },
   "dry-run": { type: "boolean", default: false, help: "print the plan (keys, bytes, what is new, the pointer change) and write nothing" },
   ...targetOptions,
@@ -34,14 +34,13 @@ export const deployCommand: Command = {
     const [customer] = positionals;
     if (positionals.length !== 1 || !values.model) throw new CliError(`usage: edgeinfer ${DEPLOY_USAGE} (see edgeinfer deploy --help)`);
     checkCustomerName(customer);
-    if (!["f32", "f16", "q8_0", "q4_0"].includes(values.quant)) throw new CliError(`--quant must be one of f32, f16, q8_0, q4_0 (got ${values.quant})`);
     const id = values.id ?? defaultId(values.model);
     const json = values.json;
     const artifacts = await buildArtifactsFor({
       source: values.model,
       tokenizer: values.tokenizer,
       id,
-      quant: values.quant as DType,
+      quant: parseQuant(values.quant),
       contextLength: values.context === undefined ? undefined : Number(values.context),
       remote: values.remote,
       json,

@@ -5,16 +5,20 @@
 //    with ropeLayout "half" is permuted here), Llama 3 scaling as a rope_freqs.weight tensor
 //  - arch "qwen2": q/k in the rotate-half layout (no permutation), q/k/v biases
 //  - arch "gpt2": fused qkv, biases, and output.weight written as a copy of token_embd.weight
-//  - 1-D tensors (norms, biases, rope_freqs) stay F32; 2-D tensors take the requested type; rows
-//    whose length is not a multiple of 32 cannot be Q8_0/Q4_0 and fall back to F16 as in gguf-py.
-// Quantization uses kernels/quant.ts (ggml's quantize_row_q8_0_ref / q4_0_ref rounding).
+//  - 1-D tensors (norms, biases, rope_freqs) stay F32; 2-D tensors take the requested type or
+//    llama.cpp's Q4_K_M / Q5_K_M mix (scripts/build/quantize.ts storedDtype: q6_K for the
+//    classifier and some attn_v / ffn_down, K-quant rows not of 256s falling back to Q5_0 / Q5_1
+//    / Q8_0 as llama-quantize does); rows whose length is not a multiple of 32 cannot be
+//    quantized at all and fall back to F16 as in gguf-py.
+// Quantization uses kernels/quant.ts (ggml's quantize_row_*_ref, byte for byte).
 
 import type { ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
 import { tensorNames } from "../../functions/model/description";
-import { quantizeQ4_0, quantizeQ8_0, QK, toF16 } from "../../kernels/quant";
+import { QK, QUANT_FORMATS, isQuantized, quantize, toF16, type QuantDType } from "../../kernels/quant";
+import { storedDtype } from "../build/quantize";
 import { GGML_QUANT_VERSION, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufType, type GgufTokenizerMeta, llama3RopeFreqs } from "./gguf";
 
-export type GgufQuant = "f32" | "f16" | "q8_0" | "q4_0";
+export type GgufQuant = "f32" | "f16" | QuantDType | "q4_k_m" | "q5_k_m";
 export type GgufArch = "llama" | "qwen2" | "gpt2";
 
 /** One metadata entry to write: scalar type, or ARRAY with its element type. */
@@ -242,18 +246,20 @@ export interface WriteGgufOptions {
   metadata?: GgufKv[];
 }
 
-const FILE_TYPE: Record<GgufQuant, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
+/** llama_ftype: ALL_F32, MOSTLY_F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K. */
+const FILE_TYPE: Record<GgufQuant, number> = { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q4_k: 14, q4_k_m: 15, q5_k: 16, q5_k_m: 17, q6_k: 18 };
 
-function encodeTensor(t: { name: string; shape: number[]; data: Float32Array }, quant: GgufQuant): GgufTensorOut {
+function encodeTensor(t: { name: string; shape: number[]; data: Float32Array }, quant: GgufQuant, model: { nLayers: number; tiedEmbeddings?: boolean }): GgufTensorOut {
   const ne = [...t.shape].reverse();
   if (t.shape.length === 1 || quant === "f32") {
     return { name: t.name, ne, type: GGML_TYPE.F32, bytes: new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)) };
   }
   if (t.shape.length !== 2) throw new Error(`tensor ${t.name}: only 1-D and 2-D tensors are written`);
   const [rows, cols] = t.shape as [number, number];
-  if (quant === "f16" || cols % QK !== 0) return { name: t.name, ne, type: GGML_TYPE.F16, bytes: toF16(t.data) };
-  if (quant === "q8_0") return { name: t.name, ne, type: GGML_TYPE.Q8_0, bytes: quantizeQ8_0(t.data, rows, cols) };
-  return { name: t.name, ne, type: GGML_TYPE.Q4_0, bytes: quantizeQ4_0(t.data, rows, cols) };
+  const dtype = storedDtype(t, quant, model);
+  if (!isQuantized(dtype) || cols % QK !== 0) return { name: t.name, ne, type: GGML_TYPE.F16, bytes: toF16(t.data) };
+  const type = GGML_TYPE[QUANT_FORMATS[dtype].ggml as keyof typeof GGML_TYPE];
+  return { name: t.name, ne, type, bytes: quantize(dtype, t.data, rows, cols) };
 }
 
 /** Tokenizer metadata as llama.cpp stores it. */
@@ -361,12 +367,36 @@ export function writeGguf(model: { config: ModelConfig; tensors: ImportedTensor[
     out.push(get(tensorNames.outputNorm));
     if (!c.tiedEmbeddings) out.push(get(tensorNames.output));
   }
-  const tensors = out.map((t) => encodeTensor(t, opts.quant));
+  const tensors = out.map((t) => encodeTensor(t, opts.quant, model.config));
   kvs.push({ key: "general.file_type", type: GgufType.UINT32, value: FILE_TYPE[opts.quant] });
-  if (tensors.some((t) => t.type === GGML_TYPE.Q8_0 || t.type === GGML_TYPE.Q4_0)) {
+  if (tensors.some((t) => t.type !== GGML_TYPE.F32 && t.type !== GGML_TYPE.F16)) {
     kvs.push({ key: "general.quantization_version", type: GgufType.UINT32, value: GGML_QUANT_VERSION });
   }
   if (opts.tokenizer) kvs.push(...tokenizerKvs(opts.tokenizer));
   if (opts.metadata) kvs.push(...opts.metadata);
   return encodeGguf(kvs, tensors, { alignment: opts.alignment });
+}
+
+/**
+ * A llama2.c tokenizer.bin (a SentencePiece BPE vocabulary: <unk>, <s>, </s>, 256 byte tokens,
+ * then pieces with scores) as GGUF "llama" tokenizer metadata, stored the way
+ * convert_hf_to_gguf.py stores a SentencePiece vocabulary ("▁" for spaces), so a file written
+ * with it runs in llama.cpp with the same token ids.
+ */
+export function llama2cTokenizerToGguf(bytes: Uint8Array, vocabSize: number): GgufTokenizerMeta {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dec = new TextDecoder();
+  const tokens: string[] = [];
+  const scores: number[] = [];
+  let o = 4;
+  for (let i = 0; i < vocabSize; i++) {
+    if (o + 8 > bytes.length) throw new Error(`tokenizer.bin ends after ${i} of ${vocabSize} tokens`);
+    scores.push(dv.getFloat32(o, true));
+    const len = dv.getInt32(o + 4, true);
+    const piece = dec.decode(bytes.subarray(o + 8, o + 8 + len));
+    tokens.push(i === 1 ? "<s>" : i === 2 ? "</s>" : piece.replace(/ /g, "▁"));
+    o += 8 + len;
+  }
+  const tokenTypes = tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)); // unknown, control, byte, normal
+  return { model: "llama", pre: "default", tokens, scores, tokenTypes, bosTokenId: 1, eosTokenId: 2, unknownTokenId: 0, addBosToken: true, addEosToken: false };
 }

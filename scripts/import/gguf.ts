@@ -9,8 +9,9 @@
 //   multiple of the alignment.
 //
 // Architectures mapped onto the internal description: "llama", "qwen2", "gpt2". Tensor types
-// F32, F16, BF16, Q8_0 and Q4_0 (block_q8_0 / block_q4_0 are byte-for-byte our kernels' blocks,
-// so those tensors keep their bytes in `quantized` as well as a dequantized `data`).
+// F32, F16, BF16 and the quantized Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (ggml's
+// blocks are byte-for-byte our kernels' blocks, kernels/quant.ts, so those tensors keep their
+// bytes in `quantized` as well as a dequantized `data`).
 //
 // RoPE layout (verified against llama.cpp):
 //  - convert_hf_to_gguf.py's LlamaModel.modify_tensors permutes HF q_proj/k_proj rows with
@@ -30,7 +31,7 @@
 import { TextDecoder as NodeTextDecoder } from "node:util";
 import type { Gpt2Config, ImportedTensor, Llama3RopeScaling, LlamaConfig, ModelConfig } from "../../functions/model/description";
 import { tensorNames } from "../../functions/model/description";
-import { dequantizeQ4_0, dequantizeQ8_0, f16BitsToF32, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK } from "../../kernels/quant";
+import { dequantize, f16BitsToF32, QUANT_FORMATS, type QuantDType } from "../../kernels/quant";
 import { type ByteSource, FileSource, MemorySource } from "./safetensors";
 
 export const GGUF_MAGIC = 0x46554747;
@@ -80,9 +81,13 @@ export const GGML_TYPES: Readonly<Record<number, { name: string; blockSize: numb
   28: { name: "F64", blockSize: 1, typeSize: 8 },
   30: { name: "BF16", blockSize: 1, typeSize: 2 },
 };
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+/** The ggml types that are our quantized dtypes (same blocks). */
+export const GGML_QUANT_DTYPES: Readonly<Record<number, QuantDType>> = Object.fromEntries(
+  (Object.entries(QUANT_FORMATS) as [QuantDType, { ggml: string }][]).map(([dtype, f]) => [GGML_TYPE[f.ggml as keyof typeof GGML_TYPE], dtype]),
+);
 /** Tensor types this reader turns into model tensors. */
-export const SUPPORTED_GGML_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0"] as const;
+export const SUPPORTED_GGML_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"] as const;
 export const SUPPORTED_GGUF_ARCHITECTURES = ["llama", "qwen2", "gpt2"] as const;
 
 export function ggmlTypeName(type: number): string {
@@ -649,7 +654,7 @@ function expectedTensors(c: ModelConfig): Map<string, number[]> {
   return out;
 }
 
-/** Read one tensor's data as f32 (+ its blocks when Q8_0 / Q4_0). `rows` limits the rows read. */
+/** Read one tensor's data as f32 (+ its blocks when quantized). `rows` limits the rows read. */
 function loadTensor(src: ByteSource, h: GgufHeader, t: GgufTensorInfo, where: string, rows?: number): ImportedTensor {
   const cols = t.ne[0]!;
   const allRows = numel(t.ne) / cols;
@@ -663,14 +668,14 @@ function loadTensor(src: ByteSource, h: GgufHeader, t: GgufTensorInfo, where: st
       const raw = readBytes(4 * r * cols);
       const out = new Float32Array(r * cols);
       new Uint8Array(out.buffer).set(raw);
-      return { name: t.name, shape, data: out };
+      return { name: t.name, shape, data: out, sourceDtype: "f32" };
     }
     case GGML_TYPE.F16: {
       const raw = readBytes(2 * r * cols);
       const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       const out = new Float32Array(r * cols);
       for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
-      return { name: t.name, shape, data: out };
+      return { name: t.name, shape, data: out, sourceDtype: "f16" };
     }
     case GGML_TYPE.BF16: {
       const raw = readBytes(2 * r * cols);
@@ -678,16 +683,23 @@ function loadTensor(src: ByteSource, h: GgufHeader, t: GgufTensorInfo, where: st
       const out = new Float32Array(r * cols);
       const u = new Uint32Array(out.buffer);
       for (let i = 0; i < out.length; i++) u[i] = dv.getUint16(2 * i, true) << 16;
-      return { name: t.name, shape, data: out };
+      // no bf16 dtype here: kept as f32, which holds every bf16 value exactly
+      return { name: t.name, shape, data: out, sourceDtype: "f32" };
     }
     case GGML_TYPE.Q8_0:
-    case GGML_TYPE.Q4_0: {
-      if (cols % QK !== 0) throw new Error(`${what}: ${t.typeName} row length ${cols} is not a multiple of ${QK}`);
-      const q8 = t.type === GGML_TYPE.Q8_0;
-      const blockBytes = q8 ? Q8_0_BLOCK_BYTES : Q4_0_BLOCK_BYTES;
-      const bytes = Uint8Array.from(readBytes((r * cols * blockBytes) / QK)); // own copy, byte-identical
-      const data = q8 ? dequantizeQ8_0(bytes, r, cols) : dequantizeQ4_0(bytes, r, cols);
-      return { name: t.name, shape, data, quantized: { dtype: q8 ? "q8_0" : "q4_0", bytes } };
+    case GGML_TYPE.Q4_0:
+    case GGML_TYPE.Q4_1:
+    case GGML_TYPE.Q5_0:
+    case GGML_TYPE.Q5_1:
+    case GGML_TYPE.Q4_K:
+    case GGML_TYPE.Q5_K:
+    case GGML_TYPE.Q6_K: {
+      const dtype = GGML_QUANT_DTYPES[t.type]!;
+      const f = QUANT_FORMATS[dtype];
+      if (cols % f.values !== 0) throw new Error(`${what}: ${t.typeName} row length ${cols} is not a multiple of ${f.values}`);
+      const bytes = Uint8Array.from(readBytes((r * cols * f.bytes) / f.values)); // own copy, byte-identical
+      const data = dequantize(dtype, bytes, r, cols);
+      return { name: t.name, shape, data, quantized: { dtype, bytes } };
     }
     default:
       throw new Error(

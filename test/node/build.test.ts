@@ -55,6 +55,28 @@ describe("edgeinfer build", () => {
     expect(matrices.every((t: { dtype: string; relRmsError: number }) => t.dtype === "q4_0" && t.relRmsError > 0 && t.relRmsError < 0.3)).toBe(true);
   });
 
+  it("builds K-quants and llama.cpp's Q4_K_M mix with ggml's quantizers; rows not of 256s fall back", () => {
+    const k = join(work, "k256.bin");
+    edgeinfer(["gen-random", "--out", k, "--dim", "256", "--hidden", "512", "--layers", "4", "--heads", "4", "--vocab", "512", "--seq-len", "64"]);
+    const mix = edgeinfer(["build", k, "--tokenizer", aidreams.tokenizer, "--id", "mix", "--quant", "q4_k_m", "--out", join(work, "k")]);
+    expect(mix.quant).toBe("q4_k_m");
+    const dtype = (name: string) => mix.tensors.find((t: { name: string }) => t.name === name).dtype;
+    // tied embeddings: token_embd is the classifier, q6_K; attn_v and ffn_down of layers 2 and 3
+    expect([dtype("token_embd.weight"), dtype("blk.0.attn_q.weight"), dtype("blk.0.attn_v.weight"), dtype("blk.2.attn_v.weight"), dtype("blk.3.ffn_down.weight")]).toEqual(["q6_k", "q4_k", "q4_k", "q6_k", "q6_k"]);
+    for (const t of mix.tensors.filter((x: { shape: number[] }) => x.shape.length === 2)) expect(t.relRmsError).toBeLessThan(t.dtype === "q6_k" ? 0.03 : 0.12);
+    // aidreams260K's rows are 64 and 172 wide: q4_K falls back to q5_0 everywhere
+    const fallback = build(["--id", "c", "--quant", "q4_k", "--out", out]);
+    expect(new Set(fallback.tensors.filter((t: { shape: number[] }) => t.shape.length === 2).map((t: { dtype: string }) => t.dtype))).toEqual(new Set(["q5_0"]));
+    expect(fallback.quant).toBe("q4_k");
+    let error: any;
+    try {
+      build(["--id", "d", "--quant", "q3_k", "--out", out]);
+    } catch (e) {
+      error = JSON.parse((e as { stdout: string }).stdout.trim());
+    }
+    expect(error.error).toMatch(/--quant must be one of f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m, keep \(got q3_k\)/);
+  });
+
   it("refuses a model too big for an isolate, saying by how much and what would fit", () => {
     const big = join(work, "long-context.bin");
     edgeinfer(["gen-random", "--out", big, "--dim", "512", "--hidden", "1024", "--layers", "8", "--heads", "8", "--vocab", "512", "--seq-len", "32768"]);

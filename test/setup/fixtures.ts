@@ -3,8 +3,14 @@
 // their isolated KV; end-to-end tests build into wrangler dev's local KV instead.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { LlamaConfig } from "../../functions/model/description";
+import { buildArtifacts } from "../../scripts/build/pipeline";
+import { readGguf } from "../../scripts/import/gguf";
+import { llama2cTokenizerToGguf, writeGguf } from "../../scripts/import/gguf-writer";
 import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
+import { randomLlamaModel } from "../../scripts/import/llama2c-writer";
+import { runtimeFor } from "../support/runtime";
 import { writeHfTokenizerDir } from "../support/hf-fixtures";
 import { AIDREAMS, AIDREAMS_TOKENIZER, sharedModelPath } from "../support/models";
 import { join } from "node:path";
@@ -68,7 +74,38 @@ export function writeChatModelFolder(dir: string): string {
   return dir;
 }
 
-export function buildFixtures(): FixtureModel[] {
+/**
+ * A random-weight model with K-quant-sized rows, written as a GGUF file at llama.cpp's Q4_K_M
+ * mix by our writer (ggml's reference quantizers), with the aidreams vocabulary as GGUF
+ * tokenizer metadata; built by the CLI, which keeps each tensor's type.
+ */
+export const MIXED_MODEL = {
+  id: "tiny-q4_k_m",
+  config: { architecture: "llama", dim: 256, hiddenDim: 768, nLayers: 4, nHeads: 4, nKvHeads: 2, vocabSize: 512, seqLen: 96, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "interleaved", tiedEmbeddings: false } as LlamaConfig,
+  prompt: [1, 400, 300, 20],
+  steps: 32,
+};
+
+/** Writes the mixed GGUF file, and the greedy tokens our runtime gives for it in Node (kquants.json). */
+async function writeMixedGguf(path: string): Promise<void> {
+  const tokenizer = llama2cTokenizerToGguf(readFileSync(aidreams.tokenizer), MIXED_MODEL.config.vocabSize);
+  writeFileSync(path, writeGguf(randomLlamaModel(MIXED_MODEL.config, 23), { quant: "q4_k_m", tokenizer }));
+  const g = readGguf(path);
+  const artifacts = await buildArtifacts({ id: MIXED_MODEL.id, config: g.config, tensors: g.tensors, tokenizer: { kind: "llama2c", bytes: new Uint8Array(8), bosId: 1, eosId: 2 } }, { quant: "keep" });
+  const { model, cache } = await runtimeFor(artifacts);
+  const tokens = [...MIXED_MODEL.prompt];
+  let logits = model.forward(tokens, 0, cache);
+  const generated: number[] = [];
+  for (let i = 0; i < MIXED_MODEL.steps; i++) {
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+    generated.push(best);
+    logits = model.forward([best], tokens.length + i, cache);
+  }
+  writeFileSync(join(artifactsDir, "kquants.json"), JSON.stringify({ generated }));
+}
+
+export async function buildFixtures(): Promise<FixtureModel[]> {
   const built: FixtureModel[] = [];
   rmSync(artifactsDir, { recursive: true, force: true });
   mkdirSync(artifactsDir, { recursive: true });
@@ -92,6 +129,10 @@ export function buildFixtures(): FixtureModel[] {
   const llama3 = writeLlama3ChatFolder(join(artifactsDir, "tiny-llama3"));
   edgeinfer(["build", llama3, "--id", LLAMA3_CHAT_MODEL.id, "--quant", "q4_0", "--out", join(artifactsDir, "hf")]);
   built.push({ set: "hf", id: LLAMA3_CHAT_MODEL.id, quant: "q4_0" });
+  const mixed = join(artifactsDir, "tiny-q4_k_m.gguf");
+  await writeMixedGguf(mixed);
+  edgeinfer(["build", mixed, "--id", MIXED_MODEL.id, "--out", join(artifactsDir, "kquants")]);
+  built.push({ set: "kquants", id: MIXED_MODEL.id, quant: "mixed" });
   if (!existsSync(join(artifactsDir, "aidreams", "models", "aidreams260K"))) throw new Error("fixture build wrote no pointer");
   return built;
 }

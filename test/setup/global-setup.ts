@@ -1,5 +1,5 @@
 import { buildFixtures } from "./fixtures";
 
-export default function setup() {
-  buildFixtures();
+export default async function setup() {
+  await buildFixtures();
 }
