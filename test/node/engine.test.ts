@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { DType } from "../../kernels/quant";
+import type { BuildQuant } from "../../scripts/build/quantize";
 import { Engine, type GenerationParams, type GenerationSummary, type Sequence } from "../../functions/runtime/engine";
 import { admitted, readSequence } from "../../functions/runtime/generate";
 import { llama2cAsTokenizer } from "../../functions/runtime/tokenizer/index";
@@ -27,7 +28,7 @@ import { runtimeFor } from "../support/runtime";
 
 const tokenizerBytes = new Uint8Array(readFileSync(aidreams.tokenizer));
 
-async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts> {
+async function build(model: ImportedModel, quant: BuildQuant): Promise<BuildArtifacts> {
   return buildArtifacts(
     { id: "m", config: model.config, tensors: model.tensors, tokenizer: { kind: "llama2c", bytes: tokenizerBytes, bosId: 1, eosId: 2 } },
     { quant, shardBytes: 64 * 1024 },
@@ -36,6 +37,8 @@ async function build(model: ImportedModel, quant: DType): Promise<BuildArtifacts
 
 const gqaModel = () =>
   randomLlamaModel({ architecture: "llama", dim: 96, hiddenDim: 200, nLayers: 2, nHeads: 6, nKvHeads: 2, vocabSize: 512, seqLen: 96, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "interleaved", tiedEmbeddings: false }, 21);
+const kquantModel = () =>
+  randomLlamaModel({ architecture: "llama", dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, seqLen: 96, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "interleaved", tiedEmbeddings: false }, 22);
 const aidreamsModel = () => readLlama2cCheckpoint(new Uint8Array(readFileSync(aidreams.checkpoint)));
 
 /** A tiny random checkpoint of a Hugging Face family, loaded as the build loads a folder. */
@@ -68,6 +71,10 @@ describe.each([
   ["aidreams260K q4_0", aidreamsModel, "q4_0"],
   ["random GQA q8_0", gqaModel, "q8_0"],
   ["random GQA f16", gqaModel, "f16"],
+  ["random, rows of 256s, q4_k_m (q4_k and q6_k)", kquantModel, "q4_k_m"],
+  ["random, rows of 256s, q5_k", kquantModel, "q5_k"],
+  ["random GQA q4_k_m (rows not of 256s: q5_0, q5_1, q8_0 fallbacks)", gqaModel, "q4_k_m"],
+  ["random GQA q4_1", gqaModel, "q4_1"],
   ["Hugging Face GPT-2 f32", hfFamily("gpt2", "gpt2", 50257, { bos_token_id: 50256, eos_token_id: 50256 }), "f32"],
   ["Hugging Face GPT-2 q4_0", hfFamily("gpt2", "gpt2", 50257, { bos_token_id: 50256, eos_token_id: 50256 }), "q4_0"],
   ["Hugging Face Qwen2 (q/k/v biases) q8_0", hfFamily("qwen2", "qwen", 151936, { bos_token_id: 151643, eos_token_id: 151645 }), "q8_0"],
