@@ -1,9 +1,13 @@
 // Checks a /v1/chat/completions body. Messages are checked for shape here; what roles and
 // orders a model accepts is its chat template's business.
 
+import type { SamplingControls } from "../runtime/sampler";
 import { invalidRequest } from "./errors";
+import { parseResponseFormat, type ResponseFormat } from "./response-format";
+import { parseSamplingControls, SAMPLING_FIELDS } from "./sampling-request";
 import {
   checkText,
+  MAX_TOP_LOGPROBS,
   optionalBoolean,
   optionalInteger,
   optionalNumber,
@@ -30,11 +34,17 @@ export interface ChatRequest {
   stream: boolean;
   includeUsage: boolean;
   returnTokenIds: boolean;
+  /** presence/frequency/repetition penalties, logit_bias, top_k, min_p: only those set. */
+  sampling: Partial<SamplingControls>;
+  /** `response_format`: the compiled schema output must follow, or null for free text. */
+  responseFormat: ResponseFormat | null;
+  /** `logprobs: true`: the alternatives per token wanted (`top_logprobs`, 0..20); null for none. */
+  logprobs: number | null;
 }
 
 const KNOWN_FIELDS = new Set([
   "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
-  "stream_options", "return_token_ids", "n", "user", "logprobs", "frequency_penalty", "presence_penalty",
+  "stream_options", "return_token_ids", "n", "user", "logprobs", "top_logprobs", "response_format", ...SAMPLING_FIELDS,
 ]);
 
 const MAX_MESSAGES = 256;
@@ -45,10 +55,10 @@ export function parseChatRequest(raw: unknown): ChatRequest {
     if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
   }
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
-  if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false) throw invalidRequest("'logprobs' is not supported", "logprobs");
-  for (const penalty of ["frequency_penalty", "presence_penalty"]) {
-    if (body[penalty] !== undefined && body[penalty] !== null && body[penalty] !== 0) throw invalidRequest(`'${penalty}' is not supported (only 0)`, penalty);
-  }
+  if (body.user !== undefined && typeof body.user !== "string") throw invalidRequest("'user' must be a string", "user");
+  const logprobs = optionalBoolean(body, "logprobs");
+  const topLogprobs = optionalInteger(body, "top_logprobs", 0, MAX_TOP_LOGPROBS);
+  if (topLogprobs !== null && !logprobs) throw invalidRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs");
   const streamOptions = body.stream_options;
   if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
     throw invalidRequest("'stream_options' must be an object", "stream_options");
@@ -65,6 +75,9 @@ export function parseChatRequest(raw: unknown): ChatRequest {
     stream: optionalBoolean(body, "stream"),
     includeUsage: streamOptions ? optionalBoolean(streamOptions as Record<string, unknown>, "include_usage", "stream_options.include_usage") : false,
     returnTokenIds: optionalBoolean(body, "return_token_ids"),
+    sampling: parseSamplingControls(body),
+    responseFormat: parseResponseFormat(body.response_format),
+    logprobs: logprobs ? (topLogprobs ?? 0) : null,
   };
 }
 

@@ -1,7 +1,10 @@
 // Checks a /v1/completions body field by field. Every rejection names the field and why,
 // and the limits here are the ones the README documents.
 
+import type { SamplingControls } from "../runtime/sampler";
 import { ApiError, invalidRequest } from "./errors";
+import { parseResponseFormat, type ResponseFormat } from "./response-format";
+import { parseSamplingControls, SAMPLING_FIELDS } from "./sampling-request";
 
 export const LIMITS = {
   bodyBytes: 256 * 1024,
@@ -28,11 +31,19 @@ export interface CompletionRequest {
   stream: boolean;
   includeUsage: boolean;
   returnTokenIds: boolean;
+  /** presence/frequency/repetition penalties, logit_bias, top_k, min_p: only those set. */
+  sampling: Partial<SamplingControls>;
+  /** `response_format`: the compiled schema output must follow, or null for free text. */
+  responseFormat: ResponseFormat | null;
+  /** `logprobs`: how many alternatives per token (0..20), or null for none. */
+  logprobs: number | null;
 }
+
+export const MAX_TOP_LOGPROBS = 20;
 
 const KNOWN_FIELDS = new Set([
   "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "echo", "stream",
-  "stream_options", "return_token_ids", "n", "user", "logprobs", "frequency_penalty", "presence_penalty",
+  "stream_options", "return_token_ids", "n", "user", "logprobs", "response_format", ...SAMPLING_FIELDS,
 ]);
 
 type Body = Record<string, unknown>;
@@ -43,10 +54,6 @@ export function parseCompletionRequest(raw: unknown): CompletionRequest {
     if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
   }
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
-  if (body.logprobs !== undefined && body.logprobs !== null) throw invalidRequest("'logprobs' is not supported", "logprobs");
-  for (const penalty of ["frequency_penalty", "presence_penalty"]) {
-    if (body[penalty] !== undefined && body[penalty] !== null && body[penalty] !== 0) throw invalidRequest(`'${penalty}' is not supported (only 0)`, penalty);
-  }
   if (body.user !== undefined && typeof body.user !== "string") throw invalidRequest("'user' must be a string", "user");
   const streamOptions = body.stream_options;
   if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
@@ -64,6 +71,9 @@ export function parseCompletionRequest(raw: unknown): CompletionRequest {
     stream: optionalBoolean(body, "stream"),
     includeUsage: streamOptions ? optionalBoolean(streamOptions as Body, "include_usage", "stream_options.include_usage") : false,
     returnTokenIds: optionalBoolean(body, "return_token_ids"),
+    sampling: parseSamplingControls(body),
+    responseFormat: parseResponseFormat(body.response_format),
+    logprobs: optionalInteger(body, "logprobs", 0, MAX_TOP_LOGPROBS),
   };
 }
 

@@ -9,6 +9,7 @@ import { ChatContentError, ChatMessageError, ChatTemplateError, renderChatPrompt
 import type { LoadedModel } from "../runtime/loader";
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
+import { chatLogprobs } from "./logprobs";
 import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function chatCompletions(c: Context<AppContext>): Promise<Response> {
@@ -34,10 +35,14 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
     topP: request.topP,
     seed: request.seed,
     stop: request.stop,
+    sampling: request.sampling,
+    responseFormat: request.responseFormat,
+    logprobs: request.logprobs === null ? null : { top: request.logprobs, prompt: false },
   })).catch((e) => {
     if (e instanceof ChatContentError) throw invalidRequest(e.message, e.where, "special_token_in_content");
     throw e;
   });
+  const tokenizer = lease.model.tokenizer;
   const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
   const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
   const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
@@ -53,7 +58,8 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
         emit({ ...chunk({ role: "assistant", content: "" }, ids([])), ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}) });
       },
       step(emit, step) {
-        if (step.text || request.returnTokenIds) emit(chunk({ content: step.text }, ids(step.tokenId >= 0 ? [step.tokenId] : [])));
+        const lp = step.logprob ? { logprobs: { content: chatLogprobs(tokenizer, [step.logprob]), refusal: null } } : {};
+        if (step.text || request.returnTokenIds || step.logprob) emit(chunk({ content: step.text }, { ...ids(step.tokenId >= 0 ? [step.tokenId] : []), ...lp }));
       },
       finish(emit, summary) {
         emit(chunk({}, { finish_reason: summary.finishReason, ...ids([]) }));
@@ -61,11 +67,12 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
       },
     });
   }
-  const { text, summary } = await runToEnd(generation);
+  const { text, summary, logprobs } = await runToEnd(generation);
+  const lp = request.logprobs === null ? null : { content: chatLogprobs(tokenizer, logprobs), refusal: null };
   return c.json({
     ...meta,
     object: "chat.completion",
-    choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
+    choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
     usage: usage(prepared.promptIds.length, summary.completionIds.length),
     ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
   });

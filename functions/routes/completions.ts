@@ -5,29 +5,41 @@ import type { Context } from "hono";
 import { readJsonBody } from "../api/body";
 import { parseCompletionRequest } from "../api/completion-request";
 import { invalidRequest } from "../api/errors";
-import { prepareCompletion, PromptTokenError, promptText, type CompletionInput, type PreparedCompletion } from "../runtime/completion";
+import { checkLogitBias } from "../api/sampling-request";
+import { prepareCompletion, PromptTokenError, promptText, ResponseFormatError, type CompletionInput, type PreparedCompletion } from "../runtime/completion";
 import type { LoadedModel } from "../runtime/loader";
 import type { ModelLease } from "../runtime/registry";
 import type { AppContext } from "../app";
+import { CompletionLogprobsWriter } from "./logprobs";
 import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function completions(c: Context<AppContext>): Promise<Response> {
   const request = parseCompletionRequest(await readJsonBody(c.req.raw));
-  const { lease, prepared } = await leaseAndPrepare(c, request.model, request);
+  const logprobs = request.logprobs === null ? null : { top: request.logprobs, prompt: request.echo };
+  const { lease, prepared } = await leaseAndPrepare(c, request.model, { ...request, logprobs });
   const meta = { id: `cmpl-${crypto.randomUUID().replaceAll("-", "")}`, object: "text_completion", created: Math.floor(Date.now() / 1000), model: request.model };
   const echo = request.echo ? promptText(lease.model, request.prompt, prepared.promptIds) : "";
   const ids = (tokenIds: number[], promptIds?: number[]) =>
     request.returnTokenIds ? { token_ids: tokenIds, ...(promptIds ? { prompt_token_ids: promptIds } : {}) } : {};
+  // With echo, the prompt's tokens come first in the logprobs and text_offset counts from the echoed prompt.
+  const writer = logprobs ? new CompletionLogprobsWriter(lease.model.tokenizer) : null;
   const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
 
   if (request.stream) {
     const chunk = (choice: Record<string, unknown>) => ({ ...meta, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
     return sseResponse(generation, {
       start(emit) {
-        if (request.echo || request.returnTokenIds) emit(chunk({ text: echo, ...ids([], prepared.promptIds) }));
+        // with logprobs the echoed prompt waits for its log-probabilities (the first step)
+        if ((request.echo && !writer) || request.returnTokenIds) emit(chunk({ text: writer ? "" : echo, ...ids([], prepared.promptIds) }));
       },
       step(emit, step) {
-        if (step.text || request.returnTokenIds) emit(chunk({ text: step.text, ...ids(step.tokenId >= 0 ? [step.tokenId] : []) }));
+        if (step.promptLogprobs) {
+          emit(chunk({ text: echo, logprobs: writer!.write(prepared.promptIds, step.promptLogprobs) }));
+        } else if (step.text || request.returnTokenIds || step.logprob) {
+          const stepIds = step.tokenId >= 0 ? [step.tokenId] : [];
+          const lp = writer ? { logprobs: step.logprob ? writer.write(stepIds, [step.logprob]) : writer.write([], []) } : {};
+          emit(chunk({ text: step.text, ...lp, ...ids(stepIds) }));
+        }
       },
       finish(emit, summary) {
         emit(chunk({ text: "", finish_reason: summary.finishReason, ...ids([]) }));
@@ -35,10 +47,23 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
       },
     });
   }
-  const { text, summary } = await runToEnd(generation);
+  const { text, summary, promptLogprobs, logprobs: generated } = await runToEnd(generation);
+  let lp: unknown = null;
+  if (writer) {
+    const promptPart = promptLogprobs ? writer.write(prepared.promptIds, promptLogprobs) : null;
+    const genPart = writer.write(summary.completionIds.slice(0, generated.length), generated);
+    lp = promptPart
+      ? {
+          tokens: [...promptPart.tokens, ...genPart.tokens],
+          token_logprobs: [...promptPart.token_logprobs, ...genPart.token_logprobs],
+          top_logprobs: [...promptPart.top_logprobs, ...genPart.top_logprobs],
+          text_offset: [...promptPart.text_offset, ...genPart.text_offset],
+        }
+      : genPart;
+  }
   return c.json({
     ...meta,
-    choices: [{ index: 0, text: echo + text, logprobs: null, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) }],
+    choices: [{ index: 0, text: echo + text, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) }],
     usage: usage(prepared.promptIds.length, summary.completionIds.length),
   });
 }
@@ -59,12 +84,14 @@ export async function leaseAndPrepare(
   log.modelVersion = lease.model.manifestSha256;
   try {
     const resolved = typeof input === "function" ? input(lease.model) : input;
+    checkLogitBias(resolved.sampling, lease.model.manifest.config.vocabSize);
     const prepared = prepareCompletion(lease.model, resolved);
     log.promptTokens = prepared.promptIds.length;
     return { lease, prepared };
   } catch (e) {
     lease.release();
     if (e instanceof PromptTokenError) throw invalidRequest(e.message, "prompt", "invalid_token_id");
+    if (e instanceof ResponseFormatError) throw invalidRequest(e.message, "response_format");
     throw e;
   }
 }

@@ -7,6 +7,7 @@
 
 import { toApiError } from "../api/errors";
 import type { Engine, GenerationStep, GenerationSummary, Sequence } from "../runtime/engine";
+import type { TokenLogprob } from "../runtime/logprobs";
 import { admitted, readSequence } from "../runtime/generate";
 import type { PreparedCompletion } from "../runtime/completion";
 import type { ModelLease } from "../runtime/registry";
@@ -42,19 +43,32 @@ export async function startGeneration(log: RequestLog, lease: ModelLease, prepar
   return { engine, seq, log, metered, usageOf: (completionTokens) => ({ model, promptTokens: prepared.promptIds.length, completionTokens, embeddingInputs: 0 }) };
 }
 
-export async function runToEnd({ engine, seq, log, metered, usageOf }: Generation): Promise<{ text: string; summary: GenerationSummary }> {
+export interface RunResult {
+  text: string;
+  summary: GenerationSummary;
+  /** The generated tokens' log-probabilities, when asked for. */
+  logprobs: TokenLogprob[];
+  /** The prompt's, when asked for. */
+  promptLogprobs: (TokenLogprob | null)[] | null;
+}
+
+export async function runToEnd({ engine, seq, log, metered, usageOf }: Generation): Promise<RunResult> {
   let text = "";
+  const logprobs: TokenLogprob[] = [];
+  let promptLogprobs: (TokenLogprob | null)[] | null = null;
   const run = readSequence(engine, seq);
   try {
     let step = await run.next();
     while (!step.done) {
       if (step.value.tokenId >= 0) log.firstToken();
       text += step.value.text;
+      if (step.value.logprob) logprobs.push(step.value.logprob);
+      if (step.value.promptLogprobs) promptLogprobs = step.value.promptLogprobs;
       step = await run.next();
     }
     await metered?.finish(usageOf(step.value.completionIds.length));
     ended(log, step.value);
-    return { text, summary: step.value };
+    return { text, summary: step.value, logprobs, promptLogprobs };
   } catch (e) {
     // The tokens generated before the failure were spent: counted, and the ticket ends.
     await metered?.finish(usageOf(seq.completionIds.length)).catch(() => {});

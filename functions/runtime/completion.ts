@@ -3,7 +3,11 @@
 
 import type { GenerationParams } from "./engine";
 import { ContextLengthError } from "./errors";
+import { grammarsOf, JsonConstraint } from "./constrain/constraint";
+import type { CompiledSchema } from "./constrain/schema";
 import type { LoadedModel } from "./loader";
+import type { LogprobsRequest } from "./logprobs";
+import type { SamplingControls } from "./sampler";
 import type { ChatPrompt } from "./tokenizer/chat-prompt";
 
 export interface CompletionInput {
@@ -16,11 +20,20 @@ export interface CompletionInput {
   topP: number;
   seed: number | null;
   stop: string[];
+  /** Penalties, logit bias, top_k, min_p beyond temperature and top_p. */
+  sampling?: Partial<SamplingControls>;
+  /** Log-probabilities to report, if any. */
+  logprobs?: LogprobsRequest | null;
+  /** Structured output: the schema the text must follow (`key` names it in caches). */
+  responseFormat?: { key: string; schema: CompiledSchema } | null;
 }
 
 export const DEFAULT_MAX_TOKENS = 16;
 
 export class PromptTokenError extends Error {}
+
+/** A response format this model cannot follow. */
+export class ResponseFormatError extends Error {}
 
 export interface PreparedCompletion {
   promptIds: number[];
@@ -52,12 +65,30 @@ export function prepareCompletion(loaded: LoadedModel, input: CompletionInput): 
   if (room < 1) throw new ContextLengthError(config.seqLen, promptIds.length, 0);
   const maxTokens = input.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room);
   const seed = input.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  const stopIds = loaded.tokenizer.stopIds;
+  let grammar = null;
+  if (input.responseFormat) {
+    if (stopIds.length === 0) throw new ResponseFormatError("this model has no end token, so it cannot end a structured output");
+    grammar = grammarsOf(loaded.tokenizer, config.vocabSize).grammar(input.responseFormat.key, input.responseFormat.schema);
+  }
   return {
     promptIds,
     maxTokens,
     // A chat reply is text on its own: decode it as the start of a text (no SentencePiece
     // leading space), as Hugging Face decodes replies.
-    params: { promptIds, maxTokens, temperature: input.temperature, topP: input.topP, seed, stop: input.stop, decodeAfter: input.chat ? (loaded.tokenizer.bosId ?? undefined) : undefined },
+    params: {
+      promptIds,
+      maxTokens,
+      temperature: input.temperature,
+      topP: input.topP,
+      seed,
+      stop: input.stop,
+      decodeAfter: input.chat ? (loaded.tokenizer.bosId ?? undefined) : undefined,
+      sampling: input.sampling,
+      logprobs: input.logprobs,
+      // one constraint per sequence (each choice of a request follows its own output)
+      constraint: grammar ? () => new JsonConstraint(grammar, stopIds) : null,
+    },
   };
 }
 

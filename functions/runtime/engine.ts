@@ -13,7 +13,8 @@
 
 import { ModelError } from "./errors";
 import type { Manifest } from "../model/manifest";
-import { Sampler } from "./sampler";
+import { tokenLogprob, type LogprobsRequest, type TokenLogprob } from "./logprobs";
+import { Sampler, type SamplingControls, type TokenConstraint } from "./sampler";
 import type { TextStreamDecoder, Tokenizer } from "./tokenizer/index";
 import type { CausalLm, KvCache, StepItem } from "./weights";
 
@@ -26,12 +27,22 @@ export interface GenerationParams {
   stop: string[];
   /** The token the output text follows (default: the last prompt token). */
   decodeAfter?: number;
+  /** Penalties, logit bias, top_k, min_p (neutral when absent). */
+  sampling?: Partial<SamplingControls>;
+  /** Report log-probabilities (of the generated tokens; of the prompt's too if asked). */
+  logprobs?: LogprobsRequest | null;
+  /** Makes the constraint (structured output) each sequence follows; one per sequence. */
+  constraint?: (() => TokenConstraint) | null;
 }
 
 export interface GenerationStep {
   /** Text that became final with this token (may be empty). */
   text: string;
   tokenId: number;
+  /** The generated token's log-probability, when asked for. */
+  logprob?: TokenLogprob;
+  /** Once, before any generated token, when the prompt's log-probabilities were asked for (the first is null). */
+  promptLogprobs?: (TokenLogprob | null)[];
 }
 
 export interface GenerationSummary {
@@ -85,6 +96,8 @@ export class Sequence {
   /** Members waiting for the first member's prompt (they take no part in steps until then). */
   awaitingPrompt = false;
   readonly sampler: Sampler;
+  /** The prompt's log-probabilities as its chunks run (when asked for). */
+  promptLogprobs: (TokenLogprob | null)[] | null;
   readonly stops: StopMatcher;
   readonly decoder: TextStreamDecoder;
 
@@ -97,7 +110,8 @@ export class Sequence {
     readonly onEnd: () => void,
   ) {
     this.queuedAt = this.lastRead = now;
-    this.sampler = new Sampler(vocabSize, params.temperature, params.topP, params.seed);
+    this.sampler = new Sampler(vocabSize, params.temperature, params.topP, params.seed, params.sampling, params.constraint?.() ?? null);
+    this.promptLogprobs = params.logprobs?.prompt ? [null] : null;
     this.stops = new StopMatcher(params.stop);
     this.decoder = tokenizer.streamDecoder(params.decodeAfter ?? params.promptIds[params.promptIds.length - 1]);
   }
@@ -219,7 +233,7 @@ export class Engine {
       const seq = prompts[(this.promptTurn + i) % prompts.length];
       const prompt = seq.params.promptIds;
       const chunk = prompt.slice(seq.fed, seq.fed + budget - tokens);
-      items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length });
+      items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length, allLogits: seq.promptLogprobs !== null });
       owners.push(seq);
       tokens += chunk.length;
     }
@@ -227,7 +241,7 @@ export class Engine {
     if (items.length === 0) return false;
     this.steps++;
     try {
-      this.model.step(items, (i, logits) => this.accept(owners[i], logits));
+      this.model.step(items, (i, logits, index) => this.accept(owners[i], logits, items[i], index));
     } catch (e) {
       for (const seq of owners) if (seq.state !== "finished") this.end(seq, null, e);
       return true;
@@ -240,10 +254,21 @@ export class Engine {
   }
 
   /** Samples a sequence's next token from its logits and turns it into output. */
-  private accept(seq: Sequence, logits: Float32Array): void {
+  private accept(seq: Sequence, logits: Float32Array, item: StepItem, index: number): void {
     if (seq.state === "finished") return;
+    if (seq.prefilling && seq.promptLogprobs) {
+      // the prompt's own log-probabilities: the logits after token pos + index score the next one
+      const prompt = seq.params.promptIds;
+      const next = item.pos + index + 1;
+      if (next < prompt.length) seq.promptLogprobs.push(tokenLogprob(logits, this.manifest.config.vocabSize, prompt[next], seq.params.logprobs!.top));
+      if (index < item.tokens.length - 1 || !item.wantLogits) return;
+    }
     if (seq.prefilling) {
       seq.fed = seq.params.promptIds.length;
+      if (seq.promptLogprobs) {
+        const step = { text: "", tokenId: -1, promptLogprobs: seq.promptLogprobs };
+        for (const member of seq.group) if (member.state === "running") member.outbox.push(step);
+      }
       // The prompt is done: the group's other members get its keys and values and its logits.
       for (const other of seq.group) {
         if (other === seq || !other.awaitingPrompt || other.state !== "running") continue;
@@ -258,11 +283,17 @@ export class Engine {
   }
 
   private sampleNext(seq: Sequence, logits: Float32Array): void {
-    const next = seq.sampler.sample(logits);
+    // max_tokens 0 (with the prompt's log-probabilities asked for): the prompt was all
+    if (seq.params.maxTokens === 0) return this.finish(seq, "length");
+    const { completionIds, params } = seq;
+    const history = { prompt: params.promptIds, generated: completionIds, remaining: params.maxTokens - completionIds.length };
+    const next = seq.sampler.sample(logits, history);
+    const lp = params.logprobs;
+    const logprob = lp ? tokenLogprob(logits, this.manifest.config.vocabSize, next, lp.top) : undefined;
     if (this.stopIds.has(next)) return this.finish(seq, "stop");
     seq.completionIds.push(next);
     const { text, stopped } = seq.stops.push(seq.decoder.push(next));
-    seq.outbox.push({ text, tokenId: next });
+    seq.outbox.push(logprob ? { text, tokenId: next, logprob } : { text, tokenId: next });
     if (stopped) return this.end(seq, { finishReason: "stop", completionIds: seq.completionIds }, null);
     const nextPos = seq.params.promptIds.length + seq.completionIds.length - 1;
     if (seq.completionIds.length >= seq.params.maxTokens || nextPos >= this.manifest.config.seqLen) return this.finish(seq, "length");
@@ -314,8 +345,8 @@ export class Engine {
         seq.awaitingPrompt = seq !== first;
         if (seq === first) this.running.push(seq);
       }
-      // Nothing to generate: done before any work.
-      if (first.params.maxTokens === 0) for (const seq of members) this.finish(seq, "length");
+      // Nothing to generate: done before any work (unless the prompt's log-probabilities are wanted).
+      if (first.params.maxTokens === 0 && !first.params.logprobs?.prompt) for (const seq of members) this.finish(seq, "length");
     }
   }
 

@@ -6,7 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { tensorNames, type Gpt2Config } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { checkStep, forwardAlone, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type StepItem } from "./weights";
+import { checkStep, forwardAlone, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type OnLogits, type StepItem } from "./weights";
 
 interface Gpt2Layer {
   attnNorm: Ptr;
@@ -79,7 +79,7 @@ export class Gpt2Model implements CausalLm {
   }
 
   /** One batched step (see LlamaModel.step): row-wise work on all items at once, attention per item. */
-  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void {
+  step(items: StepItem[], onLogits: OnLogits): void {
     const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const m = this.mem;

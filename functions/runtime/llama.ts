@@ -7,7 +7,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type StepItem } from "./weights";
+import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type OnLogits, type StepItem } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -99,7 +99,7 @@ export class LlamaModel implements CausalLm {
    * weight matrix applied to all rows in one product; RoPE, the cache writes and attention per
    * item, at its own positions in its own cache.
    */
-  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void {
+  step(items: StepItem[], onLogits: OnLogits): void {
     const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const { dim, hiddenDim, nHeads, nKvHeads, normEps } = this.config;

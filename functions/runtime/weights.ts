@@ -26,7 +26,15 @@ export interface StepItem {
   tokens: number[];
   /** Whether the step should produce the logits after this item's last token. */
   wantLogits: boolean;
+  /** Also the logits after every earlier token of the item (a prompt's own log-probabilities). */
+  allLogits?: boolean;
 }
+
+/**
+ * Receives logits for item `item`: a view into wasm memory, valid only until it returns.
+ * `index` is the token of the item they follow (its last one unless the item wants all).
+ */
+export type OnLogits = (item: number, logits: Float32Array, index: number) => void;
 
 /** What the engine needs of a model, whatever its family. */
 export interface CausalLm {
@@ -34,10 +42,11 @@ export interface CausalLm {
   /** Most tokens one step may carry, summed over its items (the scratch buffers' rows). */
   readonly stepTokens: number;
   /**
-   * Runs one batched step. `onLogits(i, logits)` is called for each item that wants logits, in
-   * item order, with a view into wasm memory that is valid only until the callback returns.
+   * Runs one batched step. `onLogits(i, logits, index)` is called for each item that wants
+   * logits (for every token of an item with `allLogits`), in item and token order, with a view
+   * into wasm memory that is valid only until the callback returns.
    */
-  step(items: StepItem[], onLogits: (item: number, logits: Float32Array) => void): void;
+  step(items: StepItem[], onLogits: OnLogits): void;
   /** One sequence alone: runs `tokens` from `startPos` in steps and returns the last one's logits (a view, valid until the next call). */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
   allocateCache(): KvCache;
@@ -79,21 +88,23 @@ export function stepLogits(
   items: StepItem[],
   classifier: Matrix,
   finalNorm: (out: Ptr, x: Ptr) => void,
-  onLogits: (item: number, logits: Float32Array) => void,
+  onLogits: OnLogits,
 ): void {
   const { dim, vocabSize } = mem.manifest.config;
   const b = mem.buf;
-  const wanted: Array<{ item: number; row: number }> = [];
+  const wanted: Array<{ item: number; row: number; index: number }> = [];
   let row = 0;
   items.forEach((item, i) => {
-    row += item.tokens.length;
-    if (item.wantLogits) wanted.push({ item: i, row: row - 1 });
+    const n = item.tokens.length;
+    if (item.allLogits) for (let t = 0; t < n - 1; t++) wanted.push({ item: i, row: row + t, index: t });
+    if (item.wantLogits || item.allLogits) wanted.push({ item: i, row: row + n - 1, index: n - 1 });
+    row += n;
   });
   for (let start = 0; start < wanted.length; start += mem.logitRows) {
     const group = wanted.slice(start, start + mem.logitRows);
     group.forEach((w, j) => finalNorm(b.xb + j * dim * 4, b.x + w.row * dim * 4));
     mem.linear(b.logits, classifier, b.xb, group.length, true);
-    group.forEach((w, j) => onLogits(w.item, mem.k.f32(b.logits + j * vocabSize * 4, vocabSize)));
+    group.forEach((w, j) => onLogits(w.item, mem.k.f32(b.logits + j * vocabSize * 4, vocabSize), w.index));
   }
 }
 

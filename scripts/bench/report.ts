@@ -78,6 +78,15 @@ export function formatReport(r: BenchResult): string {
     out.push(`Q4_K_M GGUF (same file): ours decode ${num(k.q4km.ours.decodeTokensPerSecond)} tok/s, prefill ${num(k.q4km.ours.prefillTokensPerSecond)} tok/s; ` +
       (l ? `llama.cpp (one thread) decode ${num(l.decodeTokensPerSecond)} tok/s, prefill ${num(l.prefillTokensPerSecond)} tok/s.` : `llama.cpp not measured: ${k.q4km.llamaCppError}.`));
   } else if (r.kquantsError) out.push(`K-quants not measured: ${r.kquantsError}`);
+  for (const c of r.constraint ?? []) {
+    out.push(
+      `Structured output, ${c.model} (${c.vocabSize.toLocaleString("en-US")} tokens): ${num(c.plainMs, 3)} ms free vs ${num(c.constrainedMs, 3)} ms constrained per decode step = ` +
+        `+${(100 * c.overhead).toFixed(1)}% (medians +${(100 * c.medianOverhead).toFixed(1)}%; time inside the constraint ${(100 * c.constraintShare).toFixed(1)}% of a free step), ${c.steps} steps turn about; ` +
+        `schema compile ${num(c.compileMs, 2)} ms, vocabulary index ${num(c.vocabIndexMs, 0)} ms / ${mib(c.vocabIndexBytes)} MiB once per tokenizer, ` +
+        `${c.masksComputed} masks computed, mask cache ${mib(c.maskCacheBytes)} MiB; ${c.completed}/${c.generations} values completed, ${c.parsed} parse.`,
+    );
+  }
+  if (r.constraintError) out.push(`Structured output: not measured (${r.constraintError}).`);
   out.push("  MiB/tok: weights streamed per decode step (every matrix incl. the classifier, norms, one embedding row).");
   out.push("  roof t/s: min(bandwidth / bytes per token, peak multiply-adds / multiply-adds per token); %roof: decode as a share of it.");
   out.push("  ours/ort mm t/s: tokens/s the matrix products alone allow (sum over one forward pass of the per-shape medians below).");

@@ -13,6 +13,7 @@ import { measureBundle, type BundleSizes } from "./bundle";
 import { apiDecodeTokens, buildIntoLocalKv, measureColdStart, type ColdStartResult } from "./coldstart";
 import { compareShape, type CompareOptions, type ShapeComparison } from "./compare";
 import { concurrencyCurve, type ConcurrencyOptions, type ConcurrencyPoint } from "./concurrency";
+import { benchConstraint, qwenSession, storiesSession, type ConstraintBench, type ConstraintBenchOptions } from "./constrain";
 import {
   ensureBuilt,
   pairedDecode,
@@ -54,6 +55,8 @@ export interface BenchOptions {
   kquants: boolean;
   compare: CompareOptions;
   warmReps: number;
+  /** Structured output's cost per decode step (null: not measured). */
+  constraint: ConstraintBenchOptions | null;
   /** Fresh servers per cold start (median reported). */
   coldReps: number;
   /** The concurrency curve: which model, how many streams. */
@@ -82,6 +85,7 @@ export function defaultOptions(quick: boolean, tokenizer: string, log: (line: st
       ? { warmup: 2, reps: 3, workingSetBytes: 0, minCopies: 2, maxCopies: 8, check: true }
       : { warmup: 3, reps: 9, workingSetBytes: 0, minCopies: 2, maxCopies: 32, check: true },
     warmReps: quick ? 2 : 5,
+    constraint: quick ? { generations: 4, tokens: 64 } : { generations: 12, tokens: 96 },
     coldReps: quick ? 2 : 3,
     concurrency: quick
       ? { shape: "stories15M", quant: "q8_0", streams: [1, 4, 8], promptTokens: 8, decodeTokens: 16 }
@@ -135,6 +139,9 @@ export interface BenchResult {
   apiReference?: { model: string; tokensPerSecond: number };
   kquants?: KQuantResult;
   kquantsError?: string;
+  /** Structured output against free decoding, per model. */
+  constraint: ConstraintBench[];
+  constraintError?: string;
   products: Array<ShapeComparison & { shape: ShapeName; label: string; count: number }>;
   bundle?: BundleSizes;
   bundleError?: string;
@@ -193,6 +200,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       o.log(`${shape} ${quant}: building (cached in .edgeinfer/bench)`);
       const built = await ensureBuilt(shape, quant, o.tokenizer);
       if (shape === "stories110M" && quant !== "f32") keep.set(quant, built);
+      if (shape === "stories15M" && quant === "q8_0") keep.set("constraint", built);
       o.log(`${shape} ${quant}: decode and prefill in process`);
       m.inProcess = await runInProcess(built, o.run, o.fullContextInProcess, tokenizerFile);
       m.tokenCost = tokenCost(built.manifest);
@@ -208,6 +216,26 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       };
     }
   }
+
+  // structured output against free decoding on stories15M q8_0 and on Qwen's vocabulary
+  const constraint: ConstraintBench[] = [];
+  let constraintError: string | undefined;
+  if (o.constraint) {
+    try {
+      const stories = keep.get("constraint");
+      if (stories) {
+        o.log("constraint: stories15M q8_0, constrained and free decoding turn about");
+        constraint.push(benchConstraint(await storiesSession(stories.manifest, stories.weights, tokenizerFile), o.constraint));
+      }
+      const qwen = await qwenSession(o.log);
+      o.log("constraint: Qwen2-layout q8_0, constrained and free decoding turn about");
+      constraint.push(benchConstraint(qwen, o.constraint));
+    } catch (e) {
+      constraintError = (e as Error).message;
+      o.log(`constraint: failed: ${constraintError}`);
+    }
+  }
+  keep.delete("constraint");
 
   // the ratio target's two models decoded turn about, under the same machine conditions
   const pairs: PairedDecode[] = [];
@@ -331,6 +359,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     apiReference,
     ...(kquants ? { kquants } : {}),
     ...(kquantsError ? { kquantsError } : {}),
+    constraint,
+    constraintError,
     products,
     bundle,
     bundleError,

@@ -19,7 +19,7 @@ export interface Target {
 const MiB = 1024 * 1024;
 const f1 = (n: number) => n.toFixed(1);
 
-export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs" | "concurrency" | "apiReference" | "kquants">>): Target[] {
+export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs" | "concurrency" | "apiReference" | "kquants" | "constraint" | "constraintError">>): Target[] {
   const model = (shape: string, quant: string): ModelResult | undefined => r.models.find((m) => m.shape === shape && m.quant === quant);
   const skip = (name: string, why: string): Target => ({ name, status: "SKIP", detail: why });
   const verdict = (name: string, ok: boolean, detail: string): Target => ({ name, status: ok ? "PASS" : "FAIL", detail });
@@ -180,6 +180,14 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
       out.push(verdict(name, c.coldMs < 300,
         `first request ${c.coldMs.toFixed(0)} ms (load from KV + prefill ${c.promptTokens} tokens + 1 token; the same request warm ${c.warmMs.toFixed(0)} ms); server start ${c.serverStartMs.toFixed(0)} ms not included`));
     }
+  }
+  for (const [name, match, limit] of [
+    ["structured output adds <= 15% per decode step on stories15M q8_0", "stories15M", 0.15],
+    ["structured output adds <= 25% per decode step on a Qwen2-layout model (Qwen's vocabulary)", "Qwen2", 0.25],
+  ] as const) {
+    const c = (r.constraint ?? []).find((x) => x.model.startsWith(match));
+    if (!c) out.push(skip(name, r.constraintError ?? "not measured"));
+    else out.push(verdict(name, c.overhead <= limit, `+${(100 * c.overhead).toFixed(1)}% (${c.plainMs.toFixed(3)} -> ${c.constrainedMs.toFixed(3)} ms per step, cache misses included; medians +${(100 * c.medianOverhead).toFixed(1)}%)`));
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { CHAT_MODEL, edgeinfer, writeChatModelFolder } from "../setup/fixtures";
+import { SCHEMAS, validationError } from "../support/schemas";
 import { startServer, type RunningServer } from "./server";
 
 let server: RunningServer;
@@ -108,5 +109,40 @@ describe("clients that hang up mid-stream", () => {
       seqs = await health();
     }
     expect(seqs).toEqual({ running: 0, queued: 0, freeSlots: slots });
+  });
+});
+
+describe("structured output, logprobs and sampling controls through the openai client", () => {
+  it("a chat reply under a JSON schema parses and validates, streamed and not", async () => {
+    const response_format = { type: "json_schema" as const, json_schema: { name: "person", schema: SCHEMAS.extraction, strict: true } };
+    const messages = [{ role: "user" as const, content: "Extract: Ann is 41." }];
+    for (const seed of [1, 2]) {
+      const reply = await client.chat.completions.create({ model: CHAT_MODEL.id, messages, max_tokens: 120, temperature: 1, seed, response_format });
+      expect(reply.choices[0].finish_reason).toBe("stop");
+      expect(validationError(SCHEMAS.extraction, reply.choices[0].message.content!)).toBeNull();
+      const stream = await client.chat.completions.create({ model: CHAT_MODEL.id, messages, max_tokens: 120, temperature: 1, seed, response_format, stream: true });
+      let text = "";
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+      expect(text).toBe(reply.choices[0].message.content);
+    }
+  });
+
+  it("logprobs of the prompt (echo, max_tokens 0) and of a completion", async () => {
+    const echo = await client.completions.create({ model: "aidreams260K", prompt: "Once upon a time", max_tokens: 0, echo: true, logprobs: 3 });
+    const lp = echo.choices[0].logprobs!;
+    expect(echo.choices[0].text).toBe("Once upon a time");
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.token_logprobs!.slice(1).every((v) => v! < 0)).toBe(true);
+    const chat = await client.chat.completions.create({ model: CHAT_MODEL.id, messages: [{ role: "user", content: "Hi" }], max_tokens: 5, logprobs: true, top_logprobs: 2 });
+    expect(chat.choices[0].logprobs!.content!.length).toBe(chat.usage!.completion_tokens);
+    expect(chat.choices[0].logprobs!.content![0].top_logprobs).toHaveLength(2);
+  });
+
+  it("takes the sampling controls other servers take", async () => {
+    const body = { model: "aidreams260K", prompt: "Once upon a time", max_tokens: 20, temperature: 0.9, seed: 3, frequency_penalty: 0.5, presence_penalty: 0.5, logit_bias: { "50": -100 }, top_k: 40, min_p: 0.05, repetition_penalty: 1.1 };
+    const a = await client.completions.create(body as OpenAI.CompletionCreateParamsNonStreaming);
+    const b = await client.completions.create(body as OpenAI.CompletionCreateParamsNonStreaming);
+    expect(a.choices[0].text).toBe(b.choices[0].text);
+    await expect(client.completions.create({ ...body, top_k: 1.5 } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({ status: 400 });
   });
 });

@@ -16,6 +16,9 @@ import { evaluateTargets } from "../../scripts/bench/targets";
 import { lcg } from "../../scripts/bench/timing";
 import { randomMatrix } from "../../scripts/bench/weights";
 import type { BenchResult } from "../../scripts/bench/run";
+import { readFileSync } from "node:fs";
+import { BENCH_SCHEMA, benchConstraint, storiesSession } from "../../scripts/bench/constrain";
+import { aidreams } from "../setup/fixtures";
 
 describe("roofline probe", () => {
   it("compiles with AssemblyScript and returns positive bandwidth and dot rates", () => {
@@ -133,6 +136,28 @@ describe("paired decode", () => {
   });
 });
 
+describe("structured output bench", () => {
+  it("decodes free and constrained turn about; the constrained values complete and parse", async () => {
+    const tokenizerFile = new Uint8Array(readFileSync(aidreams.tokenizer));
+    const tokenizer = { kind: "llama2c" as const, bytes: tokenizerFile, bosId: 1, eosId: 2 };
+    const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, seqLen: 256 }, true);
+    const { manifest, entries } = await buildArtifacts({ id: "constrain", config, tensors: randomLlamaModel(config, 5).tensors, tokenizer }, { quant: "q8_0" });
+    const byKey = new Map(entries.map((e) => [e.key, e.value]));
+    const weights = new Uint8Array(manifest.weights.bytes);
+    let at = 0;
+    for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
+    const r = benchConstraint(await storiesSession(manifest, weights, tokenizerFile), { generations: 3, tokens: 160 });
+    expect(r.vocabSize).toBe(512);
+    expect(r.generations).toBe(3);
+    expect(r.completed).toBe(3); // 160 tokens is room enough for the shortest value
+    expect(r.parsed).toBe(3);
+    expect(r.steps).toBeGreaterThan(3 * 20);
+    expect(r.masksComputed).toBeGreaterThan(0);
+    expect(r.overhead).toBeCloseTo(r.constrainedMs / r.plainMs - 1, 10);
+    expect(Object.keys(BENCH_SCHEMA.properties).length).toBe(BENCH_SCHEMA.required.length);
+  });
+});
+
 describe("targets and chart", () => {
   const model = (shape: string, quant: string, decode: number, extra: Record<string, unknown> = {}) => ({
     shape, quant, id: `${shape}-${quant}`, fits: true,
@@ -166,6 +191,15 @@ describe("targets and chart", () => {
     expect(t["stories110M q4_0 with 1024-token context generates within 128 MB peak"]).toBe("PASS");
     expect(t["Worker bundle < 300 KB gzip incl. kernels"]).toBe("PASS");
     expect(t["cold start for stories15M q8_0 < 300 ms with local KV"]).toBe("PASS");
+    expect(t["structured output adds <= 15% per decode step on stories15M q8_0"]).toBe("SKIP");
+  });
+
+  it("judges structured output's cost per step from the turn-about means", () => {
+    const c = (model: string, plainMs: number, constrainedMs: number) => ({ model, plainMs, constrainedMs, overhead: constrainedMs / plainMs - 1, medianOverhead: 0, constraintShare: 0 });
+    const withC = { ...structuredClone(result), constraint: [c("stories15M q8_0", 1, 1.1), c("Qwen2-layout (hidden 256, 4 layers) q8_0", 4, 5.2)] } as unknown as BenchResult;
+    const t = Object.fromEntries(evaluateTargets(withC).map((x) => [x.name, x.status]));
+    expect(t["structured output adds <= 15% per decode step on stories15M q8_0"]).toBe("PASS");
+    expect(t["structured output adds <= 25% per decode step on a Qwen2-layout model (Qwen's vocabulary)"]).toBe("FAIL");
   });
 
   it("takes the q4_0 / q8_0 ratio from the turn-about measurement when there is one", () => {

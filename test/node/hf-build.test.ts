@@ -66,6 +66,22 @@ describe.each(FAMILIES)("%s checkpoint (tokenizer %s)", (family, tokenizerFamily
     expect(tokenizer.decode(ids, -1)).toBe("Hello world, héllo 世界");
   });
 
+  it("at f32: a prompt step with allLogits hands over every position's logits (prompt logprobs), each equal to the reference", async () => {
+    input ??= await loadSource(dir, { id: `tiny-${family}`, json: true });
+    const { model, cache } = await runtimeFor(await buildArtifacts(input, { quant: "f32" }));
+    const tokens = [5, 17, 300, 42, 7, 99, 1000, 3, 11, 250];
+    const expected = hfForward(reference, tokens);
+    const seen: number[] = [];
+    let worst = 0;
+    model.step([{ cache, pos: 0, tokens, wantLogits: true, allLogits: true }], (item, logits, index) => {
+      expect(item).toBe(0);
+      seen.push(index);
+      worst = Math.max(worst, maxRelError(logits, Float32Array.from(expected[index])));
+    });
+    expect(seen).toEqual(tokens.map((_, i) => i));
+    expect(worst).toBeLessThan(1e-4);
+  });
+
   for (const quant of ["f32", "q8_0", "q4_0"] as DType[]) {
     it(`at ${quant}: logits follow the reference forward pass`, async () => {
       input ??= await loadSource(dir, { id: `tiny-${family}`, json: true });

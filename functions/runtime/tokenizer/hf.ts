@@ -98,6 +98,10 @@ export class HfTokenizer implements Tokenizer {
   private readonly added: AddedTokenText;
   private readonly removeSpace: boolean;
   private readonly lowercaseAndRemoveAccents: boolean;
+  /** Added tokens that are not special: they decode to their content as written. */
+  private readonly addedText = new Map<number, string>();
+  /** How a vocabulary entry turns into bytes (from the decoder tokenizer.json describes). */
+  private readonly pieceBytes: (piece: string, id: number) => Uint8Array | null;
 
   /** Takes the bundle over: the parsed vocabulary and merges in it are released once loaded. */
   constructor(bundle: HfTokenizerBundle) {
@@ -112,11 +116,15 @@ export class HfTokenizer implements Tokenizer {
     this.vocab = vocab;
     this.vocabSize = vocab.length;
     const special = new Set<number>();
-    for (const [id, t] of this.lib.get_added_tokens_decoder()) if (t.special) special.add(id);
+    for (const [id, t] of this.lib.get_added_tokens_decoder()) {
+      if (t.special) special.add(id);
+      else this.addedText.set(id, t.content);
+    }
     this.specialIds = special;
     this.added = new AddedTokenText([...this.lib.get_added_tokens_decoder().values()], this.lib.normalizer, bundle.config);
     this.removeSpace = bundle.config.remove_space === true;
     this.lowercaseAndRemoveAccents = bundle.config.do_lowercase_and_remove_accent === true;
+    this.pieceBytes = pieceDecoder(bundle.tokenizer, this);
 
     for (const id of [...bundle.eosTokenIds, ...(bundle.bosTokenId === null ? [] : [bundle.bosTokenId])]) {
       if (this.tokenOf(id) === undefined) throw new Error(`hf tokenizer bundle names token ${id}, which the tokenizer does not have`);
@@ -244,6 +252,18 @@ export class HfTokenizer implements Tokenizer {
 
   streamDecoder(prev: number): TextStreamDecoder {
     return new HfStreamDecoder(this, this.tokenOf(prev) !== undefined ? [prev] : []);
+  }
+
+  tokenBytes(id: number): Uint8Array | null {
+    const piece = this.tokenOf(id);
+    if (piece === undefined || this.specialIds.has(id)) return null;
+    const added = this.addedText.get(id);
+    if (added !== undefined) return utf8Encoder.encode(added);
+    return this.pieceBytes(piece, id);
+  }
+
+  tokenName(id: number): string {
+    return this.tokenOf(id) ?? "";
   }
 
   /** @internal Decodes ids as one text (ids are checked by the caller). */
@@ -471,6 +491,74 @@ function releaseBpeSource(bundle: HfTokenizerBundle, lib: HfLibTokenizer): void 
   source.vocab = undefined;
   source.merges = undefined;
   model.merges = undefined;
+}
+
+const utf8Encoder = new TextEncoder();
+
+/** GPT-2's byte-level alphabet, backwards: the character that stands for each byte -> the byte. */
+function byteLevelTable(): Map<string, number> {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const table = new Map<string, number>();
+  let next = 0;
+  for (let b = 0; b < 256; b++) table.set(String.fromCharCode(printable(b) ? b : 256 + next++), b);
+  return table;
+}
+
+/**
+ * How vocabulary entries become bytes, read off the decoder in tokenizer.json: byte-level BPE
+ * (GPT-2, Llama 3, Qwen) maps each character back to its byte; SentencePiece-style BPE (Llama 2,
+ * TinyLlama) writes "▁" as a space (the Replace / Metaspace decoders) and "<0xNN>" as byte NN
+ * (ByteFallback). Any other decoder: the token decoded on its own, unless that is not whole
+ * characters (then null).
+ */
+function pieceDecoder(tokenizer: Record<string, unknown>, self: HfTokenizer): (piece: string, id: number) => Uint8Array | null {
+  const steps: Array<Record<string, unknown>> = [];
+  const walk = (d: unknown) => {
+    if (!d || typeof d !== "object") return;
+    const o = d as Record<string, unknown>;
+    if (o.type === "Sequence" && Array.isArray(o.decoders)) o.decoders.forEach(walk);
+    else steps.push(o);
+  };
+  walk(tokenizer.decoder);
+  const types = new Set(steps.map((s) => s.type));
+  if (types.has("ByteLevel")) {
+    const table = byteLevelTable();
+    return (piece) => {
+      const out = new Uint8Array(piece.length);
+      for (let i = 0; i < piece.length; i++) {
+        const b = table.get(piece[i]);
+        if (b === undefined) return utf8Encoder.encode(piece); // not byte-level spelled
+        out[i] = b;
+      }
+      return out;
+    };
+  }
+  const known = new Set(["Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"]);
+  if (steps.length > 0 && steps.every((s) => known.has(s.type as string))) {
+    const replaces: Array<[string, string]> = [];
+    for (const s of steps) {
+      if (s.type === "Replace") {
+        const pattern = (s.pattern as { String?: unknown } | undefined)?.String;
+        if (typeof pattern === "string" && typeof s.content === "string") replaces.push([pattern, s.content]);
+      } else if (s.type === "Metaspace") {
+        replaces.push([typeof s.replacement === "string" ? s.replacement : "▁", " "]);
+      }
+    }
+    const byteFallback = types.has("ByteFallback");
+    return (piece) => {
+      if (byteFallback) {
+        const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+        if (m) return Uint8Array.of(parseInt(m[1], 16));
+      }
+      let text = piece;
+      for (const [from, to] of replaces) text = text.replaceAll(from, to);
+      return utf8Encoder.encode(text);
+    };
+  }
+  return (_piece, id) => {
+    const text = self.rawDecode([id]);
+    return text.includes(REPLACEMENT) ? null : utf8Encoder.encode(text);
+  };
 }
 
 /** The part of `full` after `before`; if `full` does not start with it, after their common prefix. */

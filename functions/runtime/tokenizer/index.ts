@@ -33,12 +33,22 @@ export interface Tokenizer {
   decode(ids: number[], prev?: number): string;
   /** Incremental decoding for streaming, starting after token `prev`. */
   streamDecoder(prev: number): TextStreamDecoder;
+  /**
+   * The bytes token `id` adds to a text it continues (a SentencePiece word start keeps its
+   * space; a byte token is its byte, possibly part of a character); null for tokens that are
+   * not text (special and control tokens, ids without a token).
+   */
+  tokenBytes(id: number): Uint8Array | null;
+  /** A token's spelling in the vocabulary, for showing tokens that are not text ("</s>", "<|im_end|>"). */
+  tokenName(id: number): string;
   /** The model's Jinja chat template, when it has one. */
   readonly chatTemplate: string | null;
   /** bos_token / eos_token as chat templates see them. */
   readonly bosToken?: string | null;
   readonly eosToken?: string | null;
 }
+
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 export function llama2cAsTokenizer(t: Llama2cTokenizer): Tokenizer {
   return {
@@ -53,6 +63,9 @@ export function llama2cAsTokenizer(t: Llama2cTokenizer): Tokenizer {
     encodeChat: (prompt) => t.encode(prompt.text, { bos: false, eos: false }),
     decode: (ids, prev = t.bosId) => t.decode(ids, prev),
     streamDecoder: (prev) => new TokenTextDecoder(t, prev),
+    // <unk>, <s> and </s> are control tokens; everything else decodes as run.c prints it mid-text.
+    tokenBytes: (id) => (id === 0 || id === t.bosId || id === t.eosId || id >= t.vocabSize ? null : t.decodePiece(t.eosId, id)),
+    tokenName: (id) => (id >= 0 && id < t.vocabSize ? utf8.decode(t.piece(id)) : ""),
     chatTemplate: null,
   };
 }
