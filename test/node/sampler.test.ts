@@ -172,3 +172,21 @@ describe("run.c sampling helpers", () => {
     x.forEach((v, i) => expect(v).toBeCloseTo(want[i] / z, 6));
   });
 });
+
+describe("sampleTopP's sort", () => {
+  it("orders f32 probabilities exactly as the comparator does (descending, ties by ascending index), on flat, peaked and tied distributions", () => {
+    let s = 12345;
+    const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (const [n, shape] of [[32000, "flat"], [32000, "peaked"], [500, "ties"], [7, "ties"]] as const) {
+      for (let trial = 0; trial < 4; trial++) {
+        const logits = Float32Array.from({ length: n }, () => (shape === "flat" ? rand() * 0.1 : shape === "peaked" ? rand() * 12 : Math.floor(rand() * 4)));
+        softmaxF32(logits, n);
+        for (const topp of [0.5, 0.9, 0.99]) {
+          for (const coin of [0, 0.3, 0.77, 0.9999]) {
+            expect(sampleTopP(logits, n, topp, coin)).toBe(sampleTopP(Array.from(logits), n, topp, coin));
+          }
+        }
+      }
+    }
+  });
+});
