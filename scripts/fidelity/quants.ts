@@ -16,20 +16,10 @@ import { fileURLToPath } from "node:url";
 import * as Q from "../../kernels/quant";
 import { matmulQ4_0, matmulQ8_0, matmulQuant } from "../../kernels/reference/matmul";
 import { ggmlBaseLibrary } from "./llama-cpp";
+import { rng } from "../rng";
 
 const ROWS = 48, COLS = 1024;
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, normal: () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()) };
-}
 
 /** Test rows: 8 kinds, 6 rows each. */
 export function testRows(): Float32Array {

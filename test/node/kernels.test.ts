@@ -11,29 +11,13 @@ import { Kernels, ropeCosSin, type DType, type Ptr } from "../../kernels/index";
 import { loadKernelsModuleForNode } from "../../kernels/node";
 import * as Q from "../../kernels/quant";
 import * as ref from "../../kernels/reference/index";
+import { rng } from "../../scripts/rng";
 
 const U = 2 ** -24;
 const gamma = (n: number) => (n * U) / (1 - n * U);
 const SIZES = [1, 3, 31, 32, 33, 64, 100, 172, 288, 768];
 const NTOKS = [1, 2, 3, 5, 8];
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return {
-    next,
-    normal,
-    int: (n: number) => Math.floor(next() * n),
-    f32: (n: number, sd = 1) => Float32Array.from({ length: n }, () => normal() * sd),
-  };
-}
 
 let K: Kernels;
 beforeAll(() => {

@@ -6,21 +6,10 @@ import { Kernels, type Ptr } from "../../kernels/index";
 import { loadKernelsModuleForNode } from "../../kernels/node";
 import * as Q from "../../kernels/quant";
 import * as ref from "../../kernels/reference/index";
+import { rng } from "../../scripts/rng";
 
 const NEW: Q.QuantDType[] = ["q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"];
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return { next, normal, int: (n: number) => Math.floor(next() * n), f32: (n: number, sd = 1) => Float32Array.from({ length: n }, () => normal() * sd) };
-}
 
 /** Random bytes for `blocks` blocks of dtype, with every f16 scale a finite value of about `scale`. */
 function randomBlocks(dtype: Q.QuantDType, blocks: number, r: ReturnType<typeof rng>, scale = 0.01): Uint8Array {
