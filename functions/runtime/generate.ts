@@ -12,8 +12,8 @@ export { StopMatcher } from "./engine";
  * How often a streaming reader lets the response send what it has: the first token at once,
  * then at most this many ms apart, or this many steps (the Workers clock only moves at I/O).
  */
-export const STREAM_FLUSH_MS = 8;
-export const STREAM_FLUSH_TURNS = 16;
+export const STREAM_FLUSH_MS = 25;
+export const STREAM_FLUSH_TURNS = 32;
 
 /**
  * Reads `seq` to its end. Stopping early (return/throw, or `signal`) cancels the sequence.
