@@ -3,9 +3,8 @@
 // memory each N needs (weights + N KV caches + scratch and logits rows). Every stream's tokens
 // are checked against the same stream decoded alone.
 
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { Engine, type GenerationParams } from "../../functions/runtime/engine";
-import { instantiateModel } from "../../functions/runtime/loader";
+import { instantiateWeights } from "../build/instance";
 import { tokenizerFromBytes } from "../../functions/runtime/tokenizer/index";
 import type { BuiltModel } from "./models";
 
@@ -44,9 +43,7 @@ export async function concurrencyCurve(built: BuiltModel, tokenizerBytes: Uint8A
     stop: [],
   });
   const run = async (n: number) => {
-    const { model, caches, kernels } = await instantiateModel(manifest, loadKernelsModuleForNode(), n, async (k, ptr) => {
-      k.u8(ptr, weights.byteLength).set(weights);
-    });
+    const { model, caches, kernels } = await instantiateWeights(manifest, weights, n);
     // Identity is checked by the tests; here a model without stop tokens keeps every stream at full length.
     const engine = new Engine(manifest.id, model, Object.create(tokenizer, { stopIds: { value: [] } }), manifest, caches, { maxQueue: n });
     const seqs = Array.from({ length: n }, (_, i) => engine.submit(params(i)));

@@ -7,12 +7,11 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { grammarsOf, JsonConstraint } from "../../functions/runtime/constrain/constraint";
 import { compileSchema } from "../../functions/runtime/constrain/schema";
 import { vocabularyOf } from "../../functions/runtime/constrain/vocabulary";
 import type { Manifest } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
+import { instantiateWeights } from "../build/instance";
 import { Sampler } from "../../functions/runtime/sampler";
 import { tokenizerFromBytes, type Tokenizer } from "../../functions/runtime/tokenizer/index";
 import { buildArtifacts } from "../build/pipeline";
@@ -79,9 +78,7 @@ interface Session {
 }
 
 async function session(label: string, manifest: Manifest, weights: Uint8Array, tokenizer: Tokenizer): Promise<Session> {
-  const { model, caches } = await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-    k.u8(ptr, weights.byteLength).set(weights);
-  });
+  const { model, caches } = await instantiateWeights(manifest, weights);
   const cache = caches[0];
   return { label, manifest, tokenizer, forward: (tokens, pos) => model.forward(tokens, pos, cache) };
 }

@@ -6,12 +6,11 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { rowBytes } from "../../kernels/quant";
 import { tensorNames, type LlamaConfig } from "../../functions/model/description";
 import { MANIFEST_VERSION, type Manifest, type MemoryPlan } from "../../functions/model/manifest";
 import { sha256Hex } from "../../functions/model/hash";
-import { instantiateModel } from "../../functions/runtime/loader";
+import { instantiateWeights } from "../build/instance";
 import { tokenizerFromBytes } from "../../functions/runtime/tokenizer/index";
 import { buildArtifacts, defaultCacheDtype } from "../build/pipeline";
 import { checkFit, weightsBytes } from "../build/fit";
@@ -250,9 +249,7 @@ export function benchPrompt(n: number, vocab: number): number[] {
  */
 async function decodeSession(built: BuiltModel, o: RunOptions) {
   const { manifest, weights } = built;
-  const { model, caches, kernels } = await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-    k.u8(ptr, weights.byteLength).set(weights);
-  });
+  const { model, caches, kernels } = await instantiateWeights(manifest, weights);
   const cache = caches[0];
   const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
   let next = argmax(model.forward(benchPrompt(o.promptTokens, manifest.config.vocabSize), 0, cache));
@@ -386,9 +383,7 @@ async function timeLoad(built: BuiltModel, tokenizerBytes: Uint8Array): Promise<
     }
     sha.push(performance.now() - t);
     t = performance.now();
-    await instantiateModel(manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-      k.u8(ptr, weights.byteLength).set(weights);
-    });
+    await instantiateWeights(manifest, weights);
     inst.push(performance.now() - t);
   }
   return { tokenizerMs: median(tok), sha256Ms: median(sha), instantiateMs: median(inst) };

@@ -14,9 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { LlamaConfig } from "../../functions/model/description";
-import { kvKeys } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
-import { loadKernelsModuleForNode } from "../../kernels/node";
+import { instantiateArtifacts } from "../build/instance";
 import { buildArtifacts } from "../build/pipeline";
 import { readGguf } from "../import/gguf";
 import { llama2cTokenizerToGguf, writeGguf, type GgufQuant } from "../import/gguf-writer";
@@ -41,14 +39,7 @@ const PROMPT = [1, 9038, 2501, 263, 931]; // "<s> Once upon a time"
 async function ours(file: Uint8Array, n: number, follow?: number[]): Promise<{ tokens: number[]; gaps: number[]; first: Float32Array }> {
   const g = readGguf(file);
   const artifacts = await buildArtifacts({ id: "f", config: g.config, tensors: g.tensors, tokenizer: { kind: "llama2c", bytes: new Uint8Array(8), bosId: 1, eosId: 2 } }, { quant: "keep" });
-  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-    let offset = 0;
-    for (const s of artifacts.manifest.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
+  const { model, caches } = await instantiateArtifacts(artifacts);
   const cache = caches[0]!;
   const out: number[] = [];
   const gaps: number[] = [];

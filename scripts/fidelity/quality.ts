@@ -10,9 +10,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { ImportedTensor, LlamaConfig } from "../../functions/model/description";
-import { kvKeys } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
-import { loadKernelsModuleForNode } from "../../kernels/node";
+import { instantiateArtifacts } from "../build/instance";
 import { buildArtifacts, type BuildInput } from "../build/pipeline";
 import type { BuildQuant } from "../build/quantize";
 import { expectedLlamaTensors } from "../import/types";
@@ -53,14 +51,7 @@ function trainedLookingModel(config: LlamaConfig, seed: number): BuildInput {
 
 async function load(input: BuildInput, quant: BuildQuant) {
   const artifacts = await buildArtifacts(input, { quant });
-  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), 1, async (k, ptr) => {
-    let offset = 0;
-    for (const s of artifacts.manifest.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
+  const { model, caches } = await instantiateArtifacts(artifacts);
   const dtypes = [...new Set(artifacts.manifest.tensors.filter((t) => t.shape.length === 2).map((t) => t.dtype))].sort();
   const bits = (8 * artifacts.manifest.tensors.filter((t) => t.shape.length === 2).reduce((s, t) => s + t.bytes, 0)) /
     artifacts.manifest.tensors.filter((t) => t.shape.length === 2).reduce((s, t) => s + t.shape[0]! * t.shape[1]!, 0);

@@ -1,8 +1,7 @@
 // Built artifacts straight into a kernel instance in Node (no KV), for runtime tests.
 
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import { kvKeys } from "../../functions/model/manifest";
-import { instantiateModel } from "../../functions/runtime/loader";
+import { instantiateArtifacts } from "../../scripts/build/instance";
 import type { BuildArtifacts } from "../../scripts/build/pipeline";
 import type { LoadedModel } from "../../functions/runtime/loader";
 import { Engine } from "../../functions/runtime/engine";
@@ -10,29 +9,16 @@ import { tokenizerFromBytes } from "../../functions/runtime/tokenizer/index";
 
 /** The model of `artifacts` with `sequences` KV caches (`cache` is the first), weights copied from its shards. */
 export async function runtimeFor(artifacts: BuildArtifacts, sequences = 1) {
-  const shards = new Map(artifacts.entries.map((e) => [e.key, e.value]));
-  const { model, caches } = await instantiateModel(artifacts.manifest, loadKernelsModuleForNode(), sequences, async (k, ptr) => {
-    let offset = 0;
-    for (const s of artifacts.manifest.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(shards.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
+  const { model, caches } = await instantiateArtifacts(artifacts, sequences);
   return { model, caches, cache: caches[0] };
 }
 
 /** A LoadedModel (as the Worker's registry hands out) from build artifacts, tokenizer included. */
 export async function loadedModelFor(artifacts: BuildArtifacts, sequences = 1): Promise<LoadedModel> {
-  const entries = new Map(artifacts.entries.map((e) => [e.key, e.value]));
   const m = artifacts.manifest;
-  const { model, caches } = await instantiateModel(m, loadKernelsModuleForNode(), sequences, async (k, ptr) => {
-    let offset = 0;
-    for (const s of m.weights.shards) {
-      k.u8(ptr + offset, s.bytes).set(entries.get(kvKeys.shard(s.sha256))!);
-      offset += s.bytes;
-    }
-  });
-  const tokenizer = tokenizerFromBytes(m.tokenizer.kind, entries.get(kvKeys.tokenizer(m.tokenizer.sha256))!, m.config.vocabSize);
+  const { model, caches } = await instantiateArtifacts(artifacts, sequences);
+  const tokenizerBytes = artifacts.entries.find((e) => e.key === kvKeys.tokenizer(m.tokenizer.sha256))!.value;
+  const tokenizer = tokenizerFromBytes(m.tokenizer.kind, tokenizerBytes, m.config.vocabSize);
   return { id: m.id, manifestSha256: "", manifest: m, model, tokenizer, engine: new Engine(m.id, model, tokenizer, m, caches), memoryBytes: 0 };
 }
 
