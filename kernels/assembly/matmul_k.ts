@@ -439,28 +439,15 @@ function rowDot32<KIND>(w: usize, x: usize, nb: i32): f32 {
   const kind = sizeof<KIND>() == 1 ? 0 : sizeof<KIND>() == 2 ? 1 : 2;
   const WB: usize = kind == 0 ? <usize>Q5_0_BLOCK_BYTES : kind == 1 ? <usize>Q4_1_BLOCK_BYTES : <usize>Q5_1_BLOCK_BYTES;
   const XB: usize = kind == 0 ? <usize>Q8_0_BLOCK_BYTES : <usize>Q8_1_BLOCK_BYTES;
-  const qsOff: usize = kind == 0 ? 6 : kind == 1 ? 4 : 8;
   const xOff: usize = kind == 0 ? 2 : 4;
   const low = i8x16.splat(0x0f);
   const ones = i16x8.splat(1);
   const sixteen = i8x16.splat(16);
   let acc: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const q = v128.load(w + qsOff);
-    let lo = v128.and(q, low), hi = v128.and(i16x8.shr_u(q, 4), low);
-    if (kind != 1) {
-      const qh = w + (kind == 0 ? 2 : 4);
-      lo = v128.or(lo, fifthBits(qh, 0));
-      hi = v128.or(hi, fifthBits(qh, 1));
-    }
     const x0 = v128.load(x + xOff), x1 = v128.load(x + xOff, 16);
-    // |lane| <= 2 * 2 * 127 * 31 < 2^15
-    let d16 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
-    if (kind == 0) {
-      // codes - 16: subtract 16 * sum(x)
-      d16 = i16x8.sub(d16, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, sixteen), i16x8.relaxed_dot_i8x16_i7x16_s(x1, sixteen)));
-    }
-    const sumi = hsumI(i32x4.dot_i16x8_s(d16, ones));
+    let sumi = hsumI(codes32Dot<KIND>(w, x0, x1, low, ones));
+    if (kind == 0) sumi -= sixteenTimesSum(x0, x1, sixteen, ones); // codes - 16
     const dw = f16ToF32(load<u16>(w)), dx = f16ToF32(load<u16>(x));
     if (kind == 0) acc += <f32>sumi * (dw * dx);
     else acc += (dw * dx) * <f32>sumi + f16ToF32(load<u16>(w, 2)) * f16ToF32(load<u16>(x, 2));
@@ -468,6 +455,12 @@ function rowDot32<KIND>(w: usize, x: usize, nb: i32): f32 {
     x += XB;
   }
   return acc;
+}
+
+/** 16 * sum of a block's 32 activations (q5_0's codes are stored + 16). */
+@inline
+function sixteenTimesSum(x0: v128, x1: v128, sixteen: v128, ones: v128): i32 {
+  return hsumI(i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, sixteen), i16x8.relaxed_dot_i8x16_i7x16_s(x1, sixteen)), ones));
 }
 
 /** One row's i32x4 partial sums of a 32-value block's integer dot (codes 0..31, no offset). */
@@ -507,7 +500,7 @@ function pass4x32<KIND>(w: usize, stride: usize, x: usize, nb: i32): v128 {
     const dx = f32x4.splat(f16ToF32(load<u16>(x)));
     if (kind == 0) {
       // codes - 16: subtract 16 * sum(x), the same for the 4 rows
-      sumi = i32x4.sub(sumi, i32x4.splat(hsumI(i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, sixteen), i16x8.relaxed_dot_i8x16_i7x16_s(x1, sixteen)), ones))));
+      sumi = i32x4.sub(sumi, i32x4.splat(sixteenTimesSum(x0, x1, sixteen, ones)));
       let h = i32x4.splat(<i32>load<u16>(w));
       h = i32x4.replace_lane(h, 1, <i32>load<u16>(w + stride));
       h = i32x4.replace_lane(h, 2, <i32>load<u16>(w + 2 * stride));
