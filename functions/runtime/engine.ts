@@ -125,6 +125,7 @@ export class Engine {
   private readonly queue: Sequence[] = [];
   private readonly running: Sequence[] = [];
   private readonly free: KvCache[];
+  private readonly totalSlots: number;
   private readonly stopIds: Set<number>;
   private readonly maxQueue: number;
   private readonly maxWaitMs: number;
@@ -146,6 +147,7 @@ export class Engine {
   ) {
     if (caches.length === 0) throw new Error("an engine needs at least one KV cache");
     this.free = [...caches];
+    this.totalSlots = caches.length;
     this.stopIds = new Set(tokenizer.stopIds);
     this.maxQueue = options.maxQueue ?? 64;
     this.maxWaitMs = options.maxWaitMs ?? 30_000;
@@ -153,9 +155,9 @@ export class Engine {
     this.now = options.now ?? Date.now;
   }
 
-  /** KV caches in all (running sequences hold some, the rest are free). */
+  /** KV caches in all (running sequences, and choices waiting for their group's prompt, hold some; the rest are free). */
   get slots(): number {
-    return this.free.length + this.running.length;
+    return this.totalSlots;
   }
 
   get stats(): { running: number; queued: number; freeSlots: number } {
