@@ -47,7 +47,10 @@ describe("Llama 2 tokenizer.json vs run.c's tokenizer", () => {
   it("encodes random text to the same ids", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 48 }), (s) => {
-        const text = s.replaceAll("\0", ""); // run.c's text ends at NUL
+        // run.c's text ends at NUL. A literal U+2581 ("▁") is SentencePiece's own space mark: HF's
+        // normalizer (and SentencePiece) read it as a space, run.c's exported vocabulary has no such
+        // piece and falls back to its three bytes. Each is right for its own format.
+        const text = s.replaceAll("\0", "").replaceAll("\u2581", "");
         expect(hf.encode(text, { bos: true })).toEqual(runc.encode(text, { bos: true, eos: false }));
       }),
       { numRuns: 1500 },
