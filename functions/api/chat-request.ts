@@ -7,6 +7,7 @@ import { parseResponseFormat, type ResponseFormat } from "./response-format";
 import { parseSamplingControls, SAMPLING_FIELDS } from "./sampling-request";
 import {
   checkText,
+  MAX_CHOICES,
   MAX_TOP_LOGPROBS,
   optionalBoolean,
   optionalInteger,
@@ -40,6 +41,8 @@ export interface ChatRequest {
   responseFormat: ResponseFormat | null;
   /** `logprobs: true`: the alternatives per token wanted (`top_logprobs`, 0..20); null for none. */
   logprobs: number | null;
+  /** `n`: choices to generate (they share the prompt's prefill). */
+  n: number;
 }
 
 const KNOWN_FIELDS = new Set([
@@ -54,7 +57,6 @@ export function parseChatRequest(raw: unknown): ChatRequest {
   for (const key of Object.keys(body)) {
     if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
   }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
   if (body.user !== undefined && typeof body.user !== "string") throw invalidRequest("'user' must be a string", "user");
   const logprobs = optionalBoolean(body, "logprobs");
   const topLogprobs = optionalInteger(body, "top_logprobs", 0, MAX_TOP_LOGPROBS);
@@ -78,6 +80,7 @@ export function parseChatRequest(raw: unknown): ChatRequest {
     sampling: parseSamplingControls(body),
     responseFormat: parseResponseFormat(body.response_format),
     logprobs: logprobs ? (topLogprobs ?? 0) : null,
+    n: optionalInteger(body, "n", 1, MAX_CHOICES) ?? 1,
   };
 }
 

@@ -37,9 +37,13 @@ export interface CompletionRequest {
   responseFormat: ResponseFormat | null;
   /** `logprobs`: how many alternatives per token (0..20), or null for none. */
   logprobs: number | null;
+  /** `n`: choices to generate for the prompt (they share its prefill). */
+  n: number;
 }
 
 export const MAX_TOP_LOGPROBS = 20;
+/** The most choices (`n`) a request may ask for, as OpenAI allows; a model also caps it at its KV caches. */
+export const MAX_CHOICES = 128;
 
 const KNOWN_FIELDS = new Set([
   "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "echo", "stream",
@@ -53,7 +57,6 @@ export function parseCompletionRequest(raw: unknown): CompletionRequest {
   for (const key of Object.keys(body)) {
     if (!KNOWN_FIELDS.has(key)) throw invalidRequest(`Unrecognized request argument supplied: ${key}`, key, "unknown_field");
   }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalidRequest("'n' must be 1: one choice per request", "n");
   if (body.user !== undefined && typeof body.user !== "string") throw invalidRequest("'user' must be a string", "user");
   const streamOptions = body.stream_options;
   if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
@@ -74,6 +77,7 @@ export function parseCompletionRequest(raw: unknown): CompletionRequest {
     sampling: parseSamplingControls(body),
     responseFormat: parseResponseFormat(body.response_format),
     logprobs: optionalInteger(body, "logprobs", 0, MAX_TOP_LOGPROBS),
+    n: optionalInteger(body, "n", 1, MAX_CHOICES) ?? 1,
   };
 }
 

@@ -10,7 +10,7 @@ import type { LoadedModel } from "../runtime/loader";
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
 import { chatLogprobs } from "./logprobs";
-import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
+import { runToEnd, sseResponse, startGeneration, sumTokens, usage } from "./respond";
 
 export async function chatCompletions(c: Context<AppContext>): Promise<Response> {
   const request = parseChatRequest(await readJsonBody(c.req.raw));
@@ -45,35 +45,45 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
   const tokenizer = lease.model.tokenizer;
   const meta = { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: request.model };
   const ids = (tokenIds: number[]) => (request.returnTokenIds ? { token_ids: tokenIds } : {});
-  const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
+  const generation = await startGeneration(c.var.log, lease, prepared, request.n, c.var.metering);
 
   if (request.stream) {
-    const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    const chunk = (index: number, delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
       ...meta,
       object: "chat.completion.chunk",
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }],
+      choices: [{ index, delta, logprobs: null, finish_reason: null, ...extra }],
     });
     return sseResponse(generation, {
       start(emit) {
-        emit({ ...chunk({ role: "assistant", content: "" }, ids([])), ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}) });
+        for (let i = 0; i < request.n; i++) {
+          emit({ ...chunk(i, { role: "assistant", content: "" }, ids([])), ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}) });
+        }
       },
-      step(emit, step) {
+      step(emit, index, step) {
         const lp = step.logprob ? { logprobs: { content: chatLogprobs(tokenizer, [step.logprob]), refusal: null } } : {};
-        if (step.text || request.returnTokenIds || step.logprob) emit(chunk({ content: step.text }, { ...ids(step.tokenId >= 0 ? [step.tokenId] : []), ...lp }));
+        if (step.text || request.returnTokenIds || step.logprob) emit(chunk(index, { content: step.text }, { ...ids(step.tokenId >= 0 ? [step.tokenId] : []), ...lp }));
       },
-      finish(emit, summary) {
-        emit(chunk({}, { finish_reason: summary.finishReason, ...ids([]) }));
-        if (request.includeUsage) emit({ ...meta, object: "chat.completion.chunk", choices: [], usage: usage(prepared.promptIds.length, summary.completionIds.length) });
+      end(emit, index, summary) {
+        emit(chunk(index, {}, { finish_reason: summary.finishReason, ...ids([]) }));
+      },
+      finish(emit, summaries) {
+        if (request.includeUsage) emit({ ...meta, object: "chat.completion.chunk", choices: [], usage: usage(prepared.promptIds.length, sumTokens(summaries)) });
       },
     });
   }
-  const { text, summary, logprobs } = await runToEnd(generation);
-  const lp = request.logprobs === null ? null : { content: chatLogprobs(tokenizer, logprobs), refusal: null };
+  const results = await runToEnd(generation);
+  const choices = results.map(({ text, summary, logprobs }, index) => ({
+    index,
+    message: { role: "assistant", content: text },
+    logprobs: request.logprobs === null ? null : { content: chatLogprobs(tokenizer, logprobs), refusal: null },
+    finish_reason: summary.finishReason,
+    ...ids(summary.completionIds),
+  }));
   return c.json({
     ...meta,
     object: "chat.completion",
-    choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds) }],
-    usage: usage(prepared.promptIds.length, summary.completionIds.length),
+    choices,
+    usage: usage(prepared.promptIds.length, sumTokens(results.map((r) => r.summary))),
     ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
   });
 }

@@ -11,7 +11,7 @@ import type { LoadedModel } from "../runtime/loader";
 import type { ModelLease } from "../runtime/registry";
 import type { AppContext } from "../app";
 import { CompletionLogprobsWriter } from "./logprobs";
-import { runToEnd, sseResponse, startGeneration, usage } from "./respond";
+import { runToEnd, sseResponse, startGeneration, sumTokens, usage } from "./respond";
 
 export async function completions(c: Context<AppContext>): Promise<Response> {
   const request = parseCompletionRequest(await readJsonBody(c.req.raw));
@@ -22,50 +22,56 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
   const ids = (tokenIds: number[], promptIds?: number[]) =>
     request.returnTokenIds ? { token_ids: tokenIds, ...(promptIds ? { prompt_token_ids: promptIds } : {}) } : {};
   // With echo, the prompt's tokens come first in the logprobs and text_offset counts from the echoed prompt.
-  const writer = logprobs ? new CompletionLogprobsWriter(lease.model.tokenizer) : null;
-  const generation = await startGeneration(c.var.log, lease, prepared, c.var.metering);
+  // One writer per choice: text offsets run on along each choice's own text.
+  const writers = logprobs ? Array.from({ length: request.n }, () => new CompletionLogprobsWriter(lease.model.tokenizer)) : null;
+  const generation = await startGeneration(c.var.log, lease, prepared, request.n, c.var.metering);
 
   if (request.stream) {
-    const chunk = (choice: Record<string, unknown>) => ({ ...meta, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
+    const chunk = (index: number, choice: Record<string, unknown>) => ({ ...meta, choices: [{ index, logprobs: null, finish_reason: null, ...choice }] });
     return sseResponse(generation, {
       start(emit) {
         // with logprobs the echoed prompt waits for its log-probabilities (the first step)
-        if ((request.echo && !writer) || request.returnTokenIds) emit(chunk({ text: writer ? "" : echo, ...ids([], prepared.promptIds) }));
+        if ((request.echo && !writers) || request.returnTokenIds) {
+          for (let i = 0; i < request.n; i++) emit(chunk(i, { text: writers ? "" : echo, ...ids([], prepared.promptIds) }));
+        }
       },
-      step(emit, step) {
+      step(emit, index, step) {
+        const writer = writers?.[index];
         if (step.promptLogprobs) {
-          emit(chunk({ text: echo, logprobs: writer!.write(prepared.promptIds, step.promptLogprobs) }));
+          emit(chunk(index, { text: echo, logprobs: writer!.write(prepared.promptIds, step.promptLogprobs) }));
         } else if (step.text || request.returnTokenIds || step.logprob) {
           const stepIds = step.tokenId >= 0 ? [step.tokenId] : [];
           const lp = writer ? { logprobs: step.logprob ? writer.write(stepIds, [step.logprob]) : writer.write([], []) } : {};
-          emit(chunk({ text: step.text, ...lp, ...ids(stepIds) }));
+          emit(chunk(index, { text: step.text, ...lp, ...ids(stepIds) }));
         }
       },
-      finish(emit, summary) {
-        emit(chunk({ text: "", finish_reason: summary.finishReason, ...ids([]) }));
-        if (request.includeUsage) emit({ ...meta, choices: [], usage: usage(prepared.promptIds.length, summary.completionIds.length) });
+      end(emit, index, summary) {
+        emit(chunk(index, { text: "", finish_reason: summary.finishReason, ...ids([]) }));
+      },
+      finish(emit, summaries) {
+        if (request.includeUsage) emit({ ...meta, choices: [], usage: usage(prepared.promptIds.length, sumTokens(summaries)) });
       },
     });
   }
-  const { text, summary, promptLogprobs, logprobs: generated } = await runToEnd(generation);
-  let lp: unknown = null;
-  if (writer) {
-    const promptPart = promptLogprobs ? writer.write(prepared.promptIds, promptLogprobs) : null;
-    const genPart = writer.write(summary.completionIds.slice(0, generated.length), generated);
-    lp = promptPart
-      ? {
-          tokens: [...promptPart.tokens, ...genPart.tokens],
-          token_logprobs: [...promptPart.token_logprobs, ...genPart.token_logprobs],
-          top_logprobs: [...promptPart.top_logprobs, ...genPart.top_logprobs],
-          text_offset: [...promptPart.text_offset, ...genPart.text_offset],
-        }
-      : genPart;
-  }
-  return c.json({
-    ...meta,
-    choices: [{ index: 0, text: echo + text, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) }],
-    usage: usage(prepared.promptIds.length, summary.completionIds.length),
+  const results = await runToEnd(generation);
+  const choices = results.map(({ text, summary, promptLogprobs, logprobs: generated }, index) => {
+    let lp: unknown = null;
+    const writer = writers?.[index];
+    if (writer) {
+      const promptPart = promptLogprobs ? writer.write(prepared.promptIds, promptLogprobs) : null;
+      const genPart = writer.write(summary.completionIds.slice(0, generated.length), generated);
+      lp = promptPart
+        ? {
+            tokens: [...promptPart.tokens, ...genPart.tokens],
+            token_logprobs: [...promptPart.token_logprobs, ...genPart.token_logprobs],
+            top_logprobs: [...promptPart.top_logprobs, ...genPart.top_logprobs],
+            text_offset: [...promptPart.text_offset, ...genPart.text_offset],
+          }
+        : genPart;
+    }
+    return { index, text: echo + text, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) };
   });
+  return c.json({ ...meta, choices, usage: usage(prepared.promptIds.length, sumTokens(results.map((r) => r.summary))) });
 }
 
 /**

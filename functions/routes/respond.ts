@@ -1,14 +1,14 @@
-// What the completion routes share: handing a generation to the model's engine, running it to
-// its end, and server-sent events that end in `data: [DONE]`, report a failure as one error
+// What the completion routes share: handing a generation (its n choices) to the model's engine,
+// running it to its end, and server-sent events that end in `data: [DONE]`, report a failure as one error
 // event, and cancel the generation when the client goes away. The model lease goes back when
 // the generation ends, however it ends (the engine calls it, synchronously). Each fills in its
 // request's log line (tokens, time to first token, how it ended); a stream writes that line
 // itself when it ends or its client goes away, since that is after the handler has returned.
 
-import { toApiError } from "../api/errors";
-import type { Engine, GenerationStep, GenerationSummary, Sequence } from "../runtime/engine";
+import { invalidRequest, toApiError } from "../api/errors";
+import { GroupTooLargeError, type Engine, type GenerationStep, type GenerationSummary, type Sequence } from "../runtime/engine";
 import type { TokenLogprob } from "../runtime/logprobs";
-import { admitted, readSequence } from "../runtime/generate";
+import { admitted, readGroup } from "../runtime/generate";
 import type { PreparedCompletion } from "../runtime/completion";
 import type { ModelLease } from "../runtime/registry";
 import type { RequestLog } from "../log";
@@ -17,7 +17,8 @@ import type { RequestUsage } from "../metering/limits";
 
 export interface Generation {
   engine: Engine;
-  seq: Sequence;
+  /** One sequence per choice (n); they share the prompt's prefill. */
+  seqs: Sequence[];
   log: RequestLog;
   /** The customer's metered request: ended with the tokens used, before usage is sent. */
   metered?: MeteredRequest;
@@ -25,22 +26,23 @@ export interface Generation {
 }
 
 /**
- * Submits the generation and waits until it holds a KV cache, so a model too busy to take it
- * is a 503 with Retry-After before any response starts.
+ * Submits the generation's n choices and waits until they hold KV caches, so a model too busy
+ * to take them is a 503 with Retry-After before any response starts.
  */
-export async function startGeneration(log: RequestLog, lease: ModelLease, prepared: PreparedCompletion, metered?: MeteredRequest): Promise<Generation> {
+export async function startGeneration(log: RequestLog, lease: ModelLease, prepared: PreparedCompletion, n: number, metered?: MeteredRequest): Promise<Generation> {
   const engine = lease.model.engine;
-  let seq: Sequence;
+  let seqs: Sequence[];
   try {
-    seq = engine.submit(prepared.params, () => lease.release());
+    seqs = engine.submitGroup(prepared.params, n, () => lease.release());
   } catch (e) {
     lease.release();
+    if (e instanceof GroupTooLargeError) throw invalidRequest(`'n' is ${n}, but ${e.message}`, "n");
     throw e;
   }
-  await admitted(engine, seq);
+  await admitted(engine, seqs[0]);
   metered?.claim();
   const model = lease.model.id;
-  return { engine, seq, log, metered, usageOf: (completionTokens) => ({ model, promptTokens: prepared.promptIds.length, completionTokens, embeddingInputs: 0 }) };
+  return { engine, seqs, log, metered, usageOf: (completionTokens) => ({ model, promptTokens: prepared.promptIds.length, completionTokens, embeddingInputs: 0 }) };
 }
 
 export interface RunResult {
@@ -52,33 +54,49 @@ export interface RunResult {
   promptLogprobs: (TokenLogprob | null)[] | null;
 }
 
-export async function runToEnd({ engine, seq, log, metered, usageOf }: Generation): Promise<RunResult> {
-  let text = "";
-  const logprobs: TokenLogprob[] = [];
-  let promptLogprobs: (TokenLogprob | null)[] | null = null;
-  const run = readSequence(engine, seq);
+/** Runs every choice to its end; one result per choice, in order. */
+export async function runToEnd({ engine, seqs, log, metered, usageOf }: Generation): Promise<RunResult[]> {
+  const results: RunResult[] = seqs.map(() => ({ text: "", summary: { finishReason: "length", completionIds: [] }, logprobs: [], promptLogprobs: null }));
+  const run = readGroup(engine, seqs);
   try {
-    let step = await run.next();
-    while (!step.done) {
-      if (step.value.tokenId >= 0) log.firstToken();
-      text += step.value.text;
-      if (step.value.logprob) logprobs.push(step.value.logprob);
-      if (step.value.promptLogprobs) promptLogprobs = step.value.promptLogprobs;
-      step = await run.next();
+    let next = await run.next();
+    while (!next.done) {
+      const { choice, step } = next.value;
+      const r = results[choice];
+      if (step) {
+        if (step.tokenId >= 0) log.firstToken();
+        r.text += step.text;
+        if (step.logprob) r.logprobs.push(step.logprob);
+        if (step.promptLogprobs) r.promptLogprobs = step.promptLogprobs;
+      }
+      next = await run.next();
     }
-    await metered?.finish(usageOf(step.value.completionIds.length));
-    ended(log, step.value);
-    return { text, summary: step.value, logprobs, promptLogprobs };
+    next.value.forEach((summary, i) => (results[i].summary = summary));
+    await metered?.finish(usageOf(completionTokens(seqs)));
+    ended(log, seqs);
+    return results;
   } catch (e) {
     // The tokens generated before the failure were spent: counted, and the ticket ends.
-    await metered?.finish(usageOf(seq.completionIds.length)).catch(() => {});
+    await metered?.finish(usageOf(completionTokens(seqs))).catch(() => {});
     throw e;
   }
 }
 
-function ended(log: RequestLog, summary: GenerationSummary): void {
-  log.completionTokens = summary.completionIds.length;
-  log.finishReason = summary.finishReason;
+/** Tokens generated over all choices (what usage reports and metering counts). */
+export function completionTokens(seqs: Sequence[]): number {
+  let total = 0;
+  for (const seq of seqs) total += seq.completionIds.length;
+  return total;
+}
+
+function ended(log: RequestLog, seqs: Sequence[]): void {
+  log.completionTokens = completionTokens(seqs);
+  log.finishReason = seqs[0].summary?.finishReason ?? null;
+}
+
+/** Generated tokens over all choices' summaries: the prompt counts once, every choice's output counts. */
+export function sumTokens(summaries: GenerationSummary[]): number {
+  return summaries.reduce((n, s) => n + s.completionIds.length, 0);
 }
 
 export function usage(promptTokens: number, completionTokens: number) {
@@ -88,15 +106,16 @@ export function usage(promptTokens: number, completionTokens: number) {
 export type Emit = (payload: unknown) => void;
 
 /**
- * Streams the generation as events: `start` first, `step` per generated piece, `finish` at the
- * end (each emits the payloads to send, or nothing).
+ * Streams the generation as events: `start` first, `step` per generated piece of a choice,
+ * `end` when a choice ends, `finish` once all have (each emits the payloads to send, or nothing).
  */
 export function sseResponse(
-  { engine, seq, log, metered, usageOf }: Generation,
+  { engine, seqs, log, metered, usageOf }: Generation,
   events: {
     start(emit: Emit): void;
-    step(emit: Emit, step: GenerationStep): void;
-    finish(emit: Emit, summary: GenerationSummary): void;
+    step(emit: Emit, choice: number, step: GenerationStep): void;
+    end(emit: Emit, choice: number, summary: GenerationSummary): void;
+    finish(emit: Emit, summaries: GenerationSummary[]): void;
   },
 ): Response {
   const encoder = new TextEncoder();
@@ -110,20 +129,25 @@ export function sseResponse(
       };
       try {
         events.start(emit);
-        const run = readSequence(engine, seq, abort.signal, true);
-        let step = await run.next();
-        while (!step.done) {
-          if (step.value.tokenId >= 0) log.firstToken();
-          events.step(emit, step.value);
-          step = await run.next();
+        const run = readGroup(engine, seqs, abort.signal, true);
+        let next = await run.next();
+        while (!next.done) {
+          const { choice, step, summary } = next.value;
+          if (step) {
+            if (step.tokenId >= 0) log.firstToken();
+            events.step(emit, choice, step);
+          } else {
+            events.end(emit, choice, summary);
+          }
+          next = await run.next();
         }
-        await metered?.finish(usageOf(step.value.completionIds.length));
-        if (!abort.signal.aborted) ended(log, step.value);
-        events.finish(emit, step.value);
+        await metered?.finish(usageOf(completionTokens(seqs)));
+        if (!abort.signal.aborted) ended(log, seqs);
+        events.finish(emit, next.value);
       } catch (e) {
-        if (!abort.signal.aborted) await metered?.finish(usageOf(seq.completionIds.length)).catch(() => {});
+        if (!abort.signal.aborted) await metered?.finish(usageOf(completionTokens(seqs))).catch(() => {});
         const error = toApiError(e);
-        log.completionTokens = seq.completionIds.length;
+        log.completionTokens = completionTokens(seqs);
         log.fail(error);
         emit(error.body);
       }
@@ -134,13 +158,13 @@ export function sseResponse(
       }
     },
     // The client went away. This request's timers and continuations may never run again (workerd
-    // stops them), so the sequence is cancelled here, at once: its KV cache and the model lease
-    // go back before this returns.
+    // stops them), so the choices are cancelled here, at once: their KV caches and the model
+    // lease go back before this returns.
     cancel() {
       abort.abort();
-      engine.cancel(seq);
-      metered?.finishLater(usageOf(seq.completionIds.length));
-      log.completionTokens = seq.completionIds.length;
+      for (const seq of seqs) engine.cancel(seq);
+      metered?.finishLater(usageOf(completionTokens(seqs)));
+      log.completionTokens = completionTokens(seqs);
       log.write(200, true);
     },
   });

@@ -15,30 +15,57 @@ export { StopMatcher } from "./engine";
 export const STREAM_FLUSH_MS = 25;
 export const STREAM_FLUSH_TURNS = 32;
 
+/** What a group's reader gets: a choice's next piece of output, or the choice's end. */
+export type ChoiceEvent = { choice: number; step: GenerationStep; summary?: undefined } | { choice: number; step?: undefined; summary: GenerationSummary };
+
 /**
  * Reads `seq` to its end. Stopping early (return/throw, or `signal`) cancels the sequence.
  * `streaming`: the reader sends each piece to a client as it comes, so now and then it takes
  * a full turn of the event loop, which lets workerd send the response's pending bytes.
  */
 export async function* readSequence(engine: Engine, seq: Sequence, signal?: AbortSignal, streaming = false): AsyncGenerator<GenerationStep, GenerationSummary> {
+  const run = readGroup(engine, [seq], signal, streaming);
+  for (;;) {
+    const next = await run.next();
+    if (next.done) return next.value[0];
+    if (next.value.step) yield next.value.step;
+  }
+}
+
+/**
+ * Reads the choices of one request (a group from Engine.submitGroup, or one sequence) to their
+ * ends, interleaved as the steps produce them: each choice's pieces in order, then its end.
+ * Returns every choice's summary. A failed choice throws; stopping early cancels them all.
+ */
+export async function* readGroup(engine: Engine, seqs: Sequence[], signal?: AbortSignal, streaming = false): AsyncGenerator<ChoiceEvent, GenerationSummary[]> {
   const yielder = new Yielder();
+  const done = seqs.map(() => false);
   let unsent = false;
   let flushedOnce = false;
   let lastFlush = Date.now();
   let turns = 0;
   try {
     for (;;) {
-      while (seq.outbox.length > 0) {
-        unsent = true;
-        yield seq.outbox.shift()!;
+      let open: Sequence | null = null;
+      for (let i = 0; i < seqs.length; i++) {
+        if (done[i]) continue;
+        const seq = seqs[i];
+        while (seq.outbox.length > 0) {
+          unsent = true;
+          yield { choice: i, step: seq.outbox.shift()! };
+        }
+        if (seq.state === "finished") {
+          if (seq.error) throw seq.error;
+          done[i] = true;
+          yield { choice: i, summary: seq.summary! };
+        } else {
+          open ??= seq;
+        }
       }
-      if (seq.state === "finished") {
-        if (seq.error) throw seq.error;
-        return seq.summary!;
-      }
+      if (open === null) return seqs.map((s) => s.summary!);
       if (signal?.aborted) {
-        engine.cancel(seq);
-        return seq.summary!;
+        for (const seq of seqs) engine.cancel(seq);
+        return seqs.map((s) => s.summary!);
       }
       if (streaming && unsent && (!flushedOnce || ++turns >= STREAM_FLUSH_TURNS || Date.now() - lastFlush >= STREAM_FLUSH_MS)) {
         await fullTurn();
@@ -49,10 +76,10 @@ export async function* readSequence(engine: Engine, seq: Sequence, signal?: Abor
       } else {
         await yielder.turn();
       }
-      engine.pump(seq);
+      engine.pump(open);
     }
   } finally {
-    engine.cancel(seq);
+    for (const seq of seqs) engine.cancel(seq);
     yielder.close();
   }
 }

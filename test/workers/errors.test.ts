@@ -55,7 +55,8 @@ describe("bad requests get 400 naming the field", () => {
     ["thousands of stop strings", { ...ok, stop: Array.from({ length: 5000 }, (_, i) => `s${i}`) }, "stop"],
     ["stream not boolean", { ...ok, stream: "yes" }, "stream"],
     ["unknown field", { ...ok, frobnicate: true }, "frobnicate"],
-    ["n of 3", { ...ok, n: 3 }, "n"],
+    ["n of 0", { ...ok, n: 0 }, "n"],
+    ["n past 128", { ...ok, n: 129 }, "n"],
     ["prompt of 100k characters", { ...ok, prompt: "a".repeat(100_000) }, "prompt"],
   ];
   for (const [name, body, param] of cases) {
