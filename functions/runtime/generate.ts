@@ -25,10 +25,14 @@ export type ChoiceEvent = { choice: number; step: GenerationStep; summary?: unde
  */
 export async function* readSequence(engine: Engine, seq: Sequence, signal?: AbortSignal, streaming = false): AsyncGenerator<GenerationStep, GenerationSummary> {
   const run = readGroup(engine, [seq], signal, streaming);
-  for (;;) {
-    const next = await run.next();
-    if (next.done) return next.value[0];
-    if (next.value.step) yield next.value.step;
+  try {
+    for (;;) {
+      const next = await run.next();
+      if (next.done) return next.value[0];
+      if (next.value.step) yield next.value.step;
+    }
+  } finally {
+    await run.return([]);
   }
 }
 
