@@ -5,6 +5,7 @@ import type { SamplingControls } from "../runtime/sampler";
 import { invalidRequest } from "./errors";
 import { parseResponseFormat, type ResponseFormat } from "./response-format";
 import { parseSamplingControls, SAMPLING_FIELDS } from "./sampling-request";
+import { parseMessageToolCalls, parseTools, type ToolsRequest } from "./tools-request";
 import {
   checkText,
   MAX_CHOICES,
@@ -43,11 +44,14 @@ export interface ChatRequest {
   logprobs: number | null;
   /** `n`: choices to generate (they share the prompt's prefill). */
   n: number;
+  /** `tools`, `tool_choice`, `parallel_tool_calls`; null when no tools are offered. */
+  tools: ToolsRequest | null;
 }
 
 const KNOWN_FIELDS = new Set([
   "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
-  "stream_options", "return_token_ids", "n", "user", "logprobs", "top_logprobs", "response_format", ...SAMPLING_FIELDS,
+  "stream_options", "return_token_ids", "n", "user", "logprobs", "top_logprobs", "response_format",
+  "tools", "tool_choice", "parallel_tool_calls", ...SAMPLING_FIELDS,
 ]);
 
 const MAX_MESSAGES = 256;
@@ -81,6 +85,7 @@ export function parseChatRequest(raw: unknown): ChatRequest {
     responseFormat: parseResponseFormat(body.response_format),
     logprobs: logprobs ? (topLogprobs ?? 0) : null,
     n: optionalInteger(body, "n", 1, MAX_CHOICES) ?? 1,
+    tools: parseTools(body),
   };
 }
 
@@ -89,6 +94,7 @@ function parseMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) throw invalidRequest("'messages' must be a non-empty array of messages", "messages");
   if (messages.length > MAX_MESSAGES) throw invalidRequest(`'messages' has ${messages.length} messages; the limit is ${MAX_MESSAGES}`, "messages");
   let chars = 0;
+  const calls = new Map<number, unknown[]>();
   messages.forEach((m, i) => {
     const param = `messages[${i}]`;
     if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalidRequest(`'${param}' must be an object`, param);
@@ -110,7 +116,20 @@ function parseMessages(messages: unknown): ChatMessage[] {
     } else if (!(content === null && role === "assistant")) {
       throw invalidRequest(`'${param}.content' must be a string or an array of text parts`, `${param}.content`);
     }
+    const { tool_calls: toolCalls, tool_call_id: toolCallId } = m as ChatMessage;
+    if (toolCalls !== undefined && toolCalls !== null) {
+      if (role !== "assistant") throw invalidRequest(`'${param}.tool_calls' is for assistant messages`, `${param}.tool_calls`);
+      calls.set(i, parseMessageToolCalls(toolCalls, `${param}.tool_calls`));
+    } else if (content === null) {
+      throw invalidRequest(`'${param}.content' may be null only beside 'tool_calls'`, `${param}.content`);
+    }
+    if (role === "tool" && typeof toolCallId !== "string") throw invalidRequest(`'${param}.tool_call_id' must be a string: the id of the call this answers`, `${param}.tool_call_id`);
   });
   if (chars > LIMITS.promptChars) throw invalidRequest(`'messages' hold ${chars} characters; the limit is ${LIMITS.promptChars}`, "messages");
-  return (messages as ChatMessage[]).map((m) => (m.role === "developer" ? { ...m, role: "system" } : m));
+  return (messages as ChatMessage[]).map((m, i) => {
+    const out: ChatMessage = m.role === "developer" ? { ...m, role: "system" } : { ...m };
+    if (calls.has(i)) out.tool_calls = calls.get(i);
+    else delete out.tool_calls;
+    return out;
+  });
 }

@@ -44,6 +44,11 @@ export function parseResponseFormat(value: unknown): ResponseFormat | null {
   return compile(j.schema, "response_format.json_schema.schema");
 }
 
+/** A schema compiled (or found compiled) for structured output; a SchemaError is a 400 naming `param`. */
+export function compileFormat(schema: unknown, param: string): ResponseFormat {
+  return compile(schema, param);
+}
+
 function compile(schema: unknown, param: string): ResponseFormat {
   const key = JSON.stringify(schema);
   let c = compiled.get(key);

@@ -146,3 +146,46 @@ describe("structured output, logprobs and sampling controls through the openai c
     await expect(client.completions.create({ ...body, top_k: 1.5 } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({ status: 400 });
   });
 });
+
+describe("tool calls and n choices through the openai client", () => {
+  const tools: OpenAI.ChatCompletionFunctionTool[] = [
+    {
+      type: "function",
+      function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string", maxLength: 20 } }, required: ["city"], additionalProperties: false } },
+    },
+  ];
+  const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
+  const tool_choice = { type: "function" as const, function: { name: "get_weather" } };
+
+  it("a forced call, streamed (the client's own accumulation) and not; its result goes back", async () => {
+    const reply = await client.chat.completions.create({ model: CHAT_MODEL.id, messages, tools, tool_choice, max_tokens: 60, seed: 4 });
+    const choice = reply.choices[0];
+    expect(choice.finish_reason).toBe("tool_calls");
+    const call = choice.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(validationError(tools[0].function.parameters as Record<string, unknown>, call.function.arguments)).toBeNull();
+
+    const stream = client.chat.completions.stream({ model: CHAT_MODEL.id, messages, tools, tool_choice, max_tokens: 60, seed: 4 });
+    const final = await stream.finalChatCompletion();
+    const streamedCall = final.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(streamedCall.function).toEqual({ name: call.function.name, arguments: call.function.arguments });
+    expect(final.choices[0].finish_reason).toBe("tool_calls");
+
+    const next = await client.chat.completions.create({
+      model: CHAT_MODEL.id,
+      messages: [...messages, choice.message, { role: "tool", tool_call_id: call.id, content: "18 C, sunny" }],
+      tools,
+      max_tokens: 8,
+    });
+    expect(next.choices[0].message.role).toBe("assistant");
+  });
+
+  it("n choices, streamed by index", async () => {
+    const reply = await client.completions.create({ model: "aidreams260K", prompt: "Once upon a time", max_tokens: 12, n: 3, seed: 7, temperature: 1 });
+    expect(reply.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    const texts = ["", "", ""];
+    const stream = await client.completions.create({ model: "aidreams260K", prompt: "Once upon a time", max_tokens: 12, n: 3, seed: 7, temperature: 1, stream: true });
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.text;
+    expect(texts).toEqual(reply.choices.map((c) => c.text));
+  });
+});

@@ -129,10 +129,4 @@ describe("response_format is checked, 400 naming the field", () => {
       }
     });
   }
-
-  it("tools are still refused", async () => {
-    const tools = await call("/v1/chat/completions", { model: "tiny-qwen2", messages: [{ role: "user", content: "hi" }], tools: [] });
-    expect(tools.status).toBe(400);
-    expect(((await tools.json()) as any).error.param).toBe("tools");
-  });
 });
