@@ -91,6 +91,8 @@ export async function leaseAndPrepare(
   try {
     const resolved = typeof input === "function" ? input(lease.model) : input;
     checkLogitBias(resolved.sampling, lease.model.manifest.config.vocabSize);
+    // structured output's vocabulary index and masks are counted before they are built
+    if (resolved.responseFormat) c.var.models.reserveStructuredOutput(lease.model);
     const prepared = prepareCompletion(lease.model, resolved);
     log.promptTokens = prepared.promptIds.length;
     return { lease, prepared };

@@ -29,8 +29,10 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   /** Runs every generation on this model, batched (one KV cache per concurrent sequence). */
   engine: Engine;
-  /** wasm memory plus the tokenizer's share of the JS heap. */
+  /** wasm memory plus the tokenizer's share of the JS heap (plus structured output's, once it is used). */
   memoryBytes: number;
+  /** What the registry counts for structured output on this model (0 until its first use). */
+  structuredOutputBytes: number;
 }
 
 export interface LoadOptions {
@@ -107,6 +109,7 @@ export async function loadModelFromKv(
     tokenizer,
     engine: new Engine(id, model, tokenizer, manifest, caches, options.engine),
     memoryBytes: kernels.capacityBytes + plan.tokenizer,
+    structuredOutputBytes: 0,
   };
 }
 

@@ -12,6 +12,7 @@
 import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
 import { logModelEvent } from "../log";
 import { contentCacheTtl, PROPAGATION_BOUND_MS, retryDelayMs } from "./consistency";
+import { structuredOutputBytes } from "./constrain/constraint";
 import { MissingDataError, ModelError } from "./errors";
 import { loadModelFromKv, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
 
@@ -186,6 +187,27 @@ export class ModelRegistry {
       this.loaded.delete(victim[0]);
       logModelEvent("model_evict", { model: victim[1].model.id, version: victim[0], memory_bytes: victim[1].model.memoryBytes, reason: `room for ${id}` });
     }
+  }
+
+  /**
+   * Counts structured output's memory for `model` (its vocabulary index and mask cache, built on
+   * first use and kept while it is loaded) before it is built: idle models make room for it.
+   * Throws when the model and that memory cannot fit the budget at all (too_large), or not now
+   * (busy: other models are in use).
+   */
+  reserveStructuredOutput(model: LoadedModel): void {
+    if (model.structuredOutputBytes > 0) return;
+    const bytes = structuredOutputBytes(model.manifest.config.vocabSize);
+    if (model.memoryBytes + bytes > this.budgetBytes) {
+      throw new ModelError(
+        "too_large",
+        model.id,
+        `model '${model.id}' cannot use structured output: with its ${formatBytes(bytes)} vocabulary index and mask cache it would need ${formatBytes(model.memoryBytes + bytes)}, over the memory budget of ${formatBytes(this.budgetBytes)}`,
+      );
+    }
+    this.makeRoom(bytes, model.id);
+    model.structuredOutputBytes = bytes;
+    model.memoryBytes += bytes;
   }
 
   /** Drops every loaded model (tests; a fresh isolate without a restart). */

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { compileSchema } from "../../functions/runtime/constrain/schema";
-import { grammarsOf, JsonConstraint } from "../../functions/runtime/constrain/constraint";
+import { grammarsOf, JsonConstraint, MASK_CACHE_BYTES, structuredOutputBytes } from "../../functions/runtime/constrain/constraint";
 import { vocabularyOf } from "../../functions/runtime/constrain/vocabulary";
 import { Sampler } from "../../functions/runtime/sampler";
 import { hfTokenizerFromBytes } from "../../functions/runtime/tokenizer/hf";
@@ -71,6 +71,30 @@ describe.each(FAMILIES)("%s", (family) => {
       expect(new TextDecoder().decode(bytes)).toBe(tok.decode(ids, prev));
     }
     for (const id of tok.stopIds) expect(tok.tokenBytes(id)).toBeNull();
+  });
+
+  it("the vocabulary index: every text token's own bytes, sorted, shared prefixes right, within the memory counted for it", () => {
+    const tok = tokenizers[family];
+    const vocab = vocabularyOf(tok, tok.vocabSize);
+    let texts = 0;
+    for (let id = 0; id < tok.vocabSize; id++) {
+      const own = tok.tokenBytes(id);
+      if (own === null || own.length === 0) continue;
+      texts++;
+      expect(vocab.tokenBytes(id)).toEqual(own);
+    }
+    expect(vocab.order.length).toBe(texts);
+    for (let k = 1; k < vocab.order.length; k++) {
+      const a = vocab.bytes.subarray(vocab.offsets[k - 1], vocab.offsets[k]);
+      const b = vocab.bytes.subarray(vocab.offsets[k], vocab.offsets[k + 1]);
+      let l = 0;
+      while (l < a.length && l < b.length && a[l] === b[l]) l++;
+      expect(vocab.lcp[k]).toBe(l);
+      // ascending bytes (a prefix first), ties by id
+      const order = l < a.length && l < b.length ? a[l] - b[l] : a.length - b.length || vocab.order[k - 1] - vocab.order[k];
+      if (order >= 0) throw new Error(`sorted tokens ${k - 1} and ${k} are out of order`);
+    }
+    expect(vocab.memoryBytes + 9 * tok.vocabSize + MASK_CACHE_BYTES).toBeLessThanOrEqual(structuredOutputBytes(tok.vocabSize));
   });
 
   it("random logits under each schema: every output ends with an end token, parses and validates", () => {

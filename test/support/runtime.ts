@@ -19,7 +19,7 @@ export async function loadedModelFor(artifacts: BuildArtifacts, sequences = 1): 
   const { model, caches } = await instantiateArtifacts(artifacts, sequences);
   const tokenizerBytes = artifacts.entries.find((e) => e.key === kvKeys.tokenizer(m.tokenizer.sha256))!.value;
   const tokenizer = tokenizerFromBytes(m.tokenizer.kind, tokenizerBytes, m.config.vocabSize);
-  return { id: m.id, manifestSha256: "", manifest: m, model, tokenizer, engine: new Engine(m.id, model, tokenizer, m, caches), memoryBytes: 0 };
+  return { id: m.id, manifestSha256: "", manifest: m, model, tokenizer, engine: new Engine(m.id, model, tokenizer, m, caches), memoryBytes: 0, structuredOutputBytes: 0 };
 }
 
 /** Largest absolute difference, relative to the largest |value| of the expected side. */

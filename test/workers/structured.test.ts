@@ -5,7 +5,11 @@
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { SCHEMAS, validationError } from "../support/schemas";
-import { call, seed, sseEvents } from "./support";
+import { createApp } from "../../functions/app";
+import { kvKeys } from "../../functions/model/manifest";
+import { structuredOutputBytes } from "../../functions/runtime/constrain/constraint";
+import kernelsModule from "../../kernels/build/kernels.wasm";
+import { call, seed, sseEvents, testEnv } from "./support";
 
 beforeAll(async () => {
   await seed("aidreams");
@@ -129,4 +133,34 @@ describe("response_format is checked, 400 naming the field", () => {
       }
     });
   }
+});
+
+describe("structured output's memory is counted against the budget", () => {
+  const manifestOf = async (id: string) => JSON.parse((await testEnv.MODELS.get(kvKeys.manifest(JSON.parse((await testEnv.MODELS.get(kvKeys.modelPointer(id)))!).manifest)))!);
+  const body = { model: "aidreams260K", prompt: "Once", max_tokens: 8, response_format: { type: "json_object" } };
+
+  it("once per model, the first time it is used: its vocabulary index and mask cache", async () => {
+    const { app, models: registry } = createApp(kernelsModule);
+    const post = (b: unknown) => app.request("/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) }, testEnv);
+    expect((await post({ ...body, response_format: undefined })).status).toBe(200);
+    const plain = registry.memoryInUse;
+    expect((await post(body)).status).toBe(200);
+    const vocab = (await manifestOf("aidreams260K")).config.vocabSize;
+    expect(registry.memoryInUse).toBe(plain + structuredOutputBytes(vocab));
+    expect((await post({ ...body, response_format: { type: "json_schema", json_schema: { schema: SCHEMAS.extraction } } })).status).toBe(200);
+    expect(registry.memoryInUse).toBe(plain + structuredOutputBytes(vocab));
+  });
+
+  it("a model that fits, but not with structured output's memory: plain requests work, structured ones get 503 model_too_large", async () => {
+    const manifest = await manifestOf("aidreams260K");
+    const { app } = createApp(kernelsModule, { budgetBytes: manifest.memory.total + Math.floor(structuredOutputBytes(manifest.config.vocabSize) / 2) });
+    const post = (b: unknown) => app.request("/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) }, testEnv);
+    expect((await post({ ...body, response_format: undefined })).status).toBe(200);
+    const res = await post(body);
+    expect(res.status).toBe(503);
+    const error = ((await res.json()) as any).error;
+    expect(error.code).toBe("model_too_large");
+    expect(error.message).toContain("structured output");
+    expect((await post({ ...body, response_format: undefined })).status).toBe(200);
+  });
 });

@@ -45,6 +45,17 @@ export const MASK_CACHE_BYTES = 4 * 1024 * 1024;
 /** Compiled schemas kept per model. */
 export const GRAMMARS_PER_MODEL = 32;
 
+/**
+ * The JS memory structured output may hold for a model of `vocabSize` tokens, counted against
+ * the memory budget the first time it is used: the vocabulary index (at most 32 bytes per token
+ * plus the token's bytes, taken as 16 on average here; 4.8 MB for Qwen's 151,936 tokens), the
+ * per-byte-pair table, the working arrays masks are computed in (9 bytes per token) and the mask
+ * cache (MASK_CACHE_BYTES).
+ */
+export function structuredOutputBytes(vocabSize: number): number {
+  return vocabSize * (32 + 16 + 9) + 65536 * 4 + MASK_CACHE_BYTES;
+}
+
 /** One schema against one model's vocabulary, with the masks found so far. */
 export class Grammar {
   readonly automaton: JsonAutomaton;

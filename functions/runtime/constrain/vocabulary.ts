@@ -44,43 +44,66 @@ export class TokenVocabulary {
     readonly size: number,
     tokenBytes: (id: number) => Uint8Array | null,
   ) {
-    const entries: Array<{ id: number; b: Uint8Array }> = [];
+    // Every token's bytes go end to end into one growing buffer (by id), then ids are sorted by
+    // them: no object per token, so building the index of a 150k-token vocabulary holds little
+    // more than the index itself (one Uint8Array per token held 45 MB at once).
     const nonText: number[] = [];
     this.lengths = new Uint16Array(size);
+    const start = new Uint32Array(size);
+    let raw = new Uint8Array(size * 8);
+    let used = 0;
+    let longest = 0;
+    const ids: number[] = [];
     for (let id = 0; id < size; id++) {
       const b = tokenBytes(id);
       if (b === null || b.length === 0 || b.length > 0xffff) {
         nonText.push(id);
         continue;
       }
-      entries.push({ id, b });
+      if (used + b.length > raw.length) {
+        const grown = new Uint8Array(Math.max(raw.length * 2, used + b.length));
+        grown.set(raw.subarray(0, used));
+        raw = grown;
+      }
+      raw.set(b, used);
+      start[id] = used;
+      used += b.length;
       this.lengths[id] = b.length;
+      longest = Math.max(longest, b.length);
+      ids.push(id);
     }
-    entries.sort((x, y) => compareBytes(x.b, y.b) || x.id - y.id);
-    const n = entries.length;
-    this.order = new Int32Array(n);
+    const lengths = this.lengths;
+    const compare = (x: number, y: number): number => {
+      const a0 = start[x];
+      const b0 = start[y];
+      const n = Math.min(lengths[x], lengths[y]);
+      for (let i = 0; i < n; i++) {
+        const d = raw[a0 + i] - raw[b0 + i];
+        if (d !== 0) return d;
+      }
+      return lengths[x] - lengths[y] || x - y;
+    };
+    this.order = Int32Array.from(ids).sort(compare);
+    const n = this.order.length;
     this.offsets = new Uint32Array(n + 1);
     this.lcp = new Uint16Array(n);
-    let total = 0;
-    for (const e of entries) total += e.b.length;
-    this.bytes = new Uint8Array(total);
+    this.bytes = new Uint8Array(used);
     let at = 0;
     for (let k = 0; k < n; k++) {
-      const { id, b } = entries[k];
-      this.order[k] = id;
+      const id = this.order[k];
+      const len = lengths[id];
       this.offsets[k] = at;
-      this.bytes.set(b, at);
-      at += b.length;
+      this.bytes.set(raw.subarray(start[id], start[id] + len), at);
       if (k > 0) {
-        const p = entries[k - 1].b;
+        const p = this.offsets[k - 1];
+        const pl = at - p;
         let l = 0;
-        while (l < p.length && l < b.length && p[l] === b[l]) l++;
+        while (l < pl && l < len && this.bytes[p + l] === this.bytes[at + l]) l++;
         this.lcp[k] = l;
       }
+      at += len;
     }
     this.offsets[n] = at;
-    let longest = 0;
-    for (const e of entries) longest = Math.max(longest, e.b.length);
     this.maxTokenBytes = longest;
     this.nonText = Int32Array.from(nonText);
     this.plainChars = new Uint8Array(n);
