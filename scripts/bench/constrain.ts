@@ -171,7 +171,7 @@ export function benchConstraint(s: Session, o: ConstraintBenchOptions): Constrai
         (constrain ? constrained : plain).push(performance.now() - start);
         if (constrain) {
           completed++;
-          const text = new TextDecoder().decode(concat(generated.map((id) => index.tokenBytes(id))));
+          const text = new TextDecoder().decode(Buffer.concat(generated.map((id) => index.tokenBytes(id))));
           try {
             JSON.parse(text);
             parsed++;
@@ -219,14 +219,4 @@ export function benchConstraint(s: Session, o: ConstraintBenchOptions): Constrai
     parsed,
     generations: o.generations,
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -51,23 +51,13 @@ beforeAll(() => {
   for (const f of FAMILIES) tokenizers[f] = load(f);
 }, LOAD_TIMEOUT);
 
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-
 describe.each(FAMILIES)("%s", (family) => {
   it("each token's bytes, end to end, are the tokenizer's own decoding", () => {
     const tok = tokenizers[family];
     const prev = tok.encode("x", { bos: false }).at(-1)!;
     for (const text of TEXTS) {
       const ids = tok.encode(text, { bos: false });
-      const bytes = concat(ids.map((id) => tok.tokenBytes(id)!));
+      const bytes = Buffer.concat(ids.map((id) => tok.tokenBytes(id)!));
       expect(new TextDecoder().decode(bytes)).toBe(tok.decode(ids, prev));
     }
     for (const id of tok.stopIds) expect(tok.tokenBytes(id)).toBeNull();
@@ -126,7 +116,7 @@ describe.each(FAMILIES)("%s", (family) => {
           }
           generated.push(t);
         }
-        const bytes = concat(generated.map((id) => vocab.tokenBytes(id)));
+        const bytes = Buffer.concat(generated.map((id) => vocab.tokenBytes(id)));
         const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
         const label = `${name} seed ${seed}: ${JSON.stringify(text)}`;
         expect(ended, label).toBe(true);
