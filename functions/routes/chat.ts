@@ -62,7 +62,8 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
     temperature: request.temperature,
     topP: request.topP,
     seed: request.seed,
-    stop: request.stop,
+    // one call at most: the reply ends where the first call's block closes (the parser reads it unclosed)
+    stop: tools && !forced && !tools.parallel ? [...request.stop, format!.close] : request.stop,
     sampling: request.sampling,
     responseFormat: forced ? compileFormat(callSchema(forced), "tools") : request.responseFormat,
     logprobs: request.logprobs === null ? null : { top: request.logprobs, prompt: false },

@@ -131,6 +131,18 @@ describe("auto and none", () => {
     expect(s.content).toBe("<tool_call>".repeat(3));
   });
 
+  it("parallel_tool_calls false: the reply ends where a call's block closes", async () => {
+    // +100 on </tool_call>: the model writes only that token
+    const bias = { logit_bias: { 151658: 100 }, max_tokens: 3, seed: 5 };
+    const one = await chat({ ...base, ...bias, parallel_tool_calls: false });
+    expect(one.json.choices[0].message.content).toBe("");
+    expect(one.json.choices[0].finish_reason).toBe("stop");
+    expect(one.json.usage.completion_tokens).toBe(1);
+    const many = await chat({ ...base, ...bias });
+    expect(many.json.choices[0].message.content).toBe("</tool_call>".repeat(3));
+    expect(many.json.choices[0].finish_reason).toBe("length");
+  });
+
   it("none: the tools are not shown to the model", async () => {
     const { json } = await chat({ ...base, tool_choice: "none", max_tokens: 1, return_token_ids: true });
     const { json: plain } = await chat({ model: "tiny-qwen2", messages, max_tokens: 1, return_token_ids: true });
