@@ -247,7 +247,7 @@ export function benchPrompt(n: number, vocab: number): number[] {
  * A model instance with one sequence after a o.promptTokens-token prompt, and its decode step:
  * step(i) decodes at position o.promptTokens + i (greedy) and returns the milliseconds it took.
  */
-async function decodeSession(built: BuiltModel, o: RunOptions) {
+export async function decodeSession(built: BuiltModel, o: RunOptions) {
   const { manifest, weights } = built;
   const { model, caches, kernels } = await instantiateWeights(manifest, weights);
   const cache = caches[0];

@@ -35,6 +35,7 @@ import {
 import { runRoofline, type Roofline, type RooflineOptions } from "./roofline";
 import { evaluateTargets, type Target } from "./targets";
 import { benchKQuants, type KQuantResult } from "./kquants";
+import { benchPeer, PEER_QUANTS, type PeerResult } from "./peer";
 import type { BenchQuant } from "./weights";
 
 export interface BenchOptions {
@@ -53,6 +54,8 @@ export interface BenchOptions {
   fullContextInProcess: boolean;
   /** q4_K against q4_0 and a Q4_K_M file against llama.cpp, on stories110M (needs its q4_0 build). */
   kquants: boolean;
+  /** llama.cpp beside ours on each shape at q8_0 and q4_0 (GGUF files of our writer). */
+  peer: boolean;
   compare: CompareOptions;
   warmReps: number;
   /** Structured output's cost per decode step (null: not measured). */
@@ -81,6 +84,7 @@ export function defaultOptions(quick: boolean, tokenizer: string, log: (line: st
       : { promptTokens: 32, decodeTokens: 32, decodeWarmup: 16, decodeReps: 4, prefillTokens: 128, prefillReps: 5 },
     fullContextInProcess: true,
     kquants: !quick,
+    peer: true,
     compare: quick
       ? { warmup: 2, reps: 3, workingSetBytes: 0, minCopies: 2, maxCopies: 8, check: true }
       : { warmup: 3, reps: 9, workingSetBytes: 0, minCopies: 2, maxCopies: 32, check: true },
@@ -139,6 +143,10 @@ export interface BenchResult {
   apiReference?: { model: string; tokensPerSecond: number };
   kquants?: KQuantResult;
   kquantsError?: string;
+  /** llama.cpp beside ours, turn about, per shape at q8_0 and q4_0. */
+  peer?: PeerResult;
+  /** Why llama.cpp was not measured (it could not be installed or loaded). */
+  peerError?: string;
   /** Structured output against free decoding, per model. */
   constraint: ConstraintBench[];
   constraintError?: string;
@@ -255,6 +263,17 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   keep.clear();
 
+  let peer: PeerResult | undefined;
+  let peerError: string | undefined;
+  if (o.peer) {
+    const quants = PEER_QUANTS.filter((q) => o.quants.includes(q));
+    const r = await benchPeer(quants.length ? o.shapes : [], quants, o.tokenizer, o.run, o.quick ? 2 : o.run.prefillReps, o.log);
+    if ("error" in r) {
+      peerError = r.error;
+      o.log(`llama.cpp skipped: ${peerError}`);
+    } else peer = r;
+  }
+
   let concurrency: BenchResult["concurrency"];
   {
     const { shape, quant } = o.concurrency;
@@ -359,6 +378,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     apiReference,
     ...(kquants ? { kquants } : {}),
     ...(kquantsError ? { kquantsError } : {}),
+    ...(peer ? { peer } : {}),
+    ...(peerError ? { peerError } : {}),
     constraint,
     constraintError,
     products,

@@ -19,7 +19,7 @@ export interface Target {
 const MiB = 1024 * 1024;
 const f1 = (n: number) => n.toFixed(1);
 
-export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "pairs" | "concurrency" | "apiReference" | "kquants" | "constraint" | "constraintError">>): Target[] {
+export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bundle" | "mode"> & Partial<Pick<BenchResult, "roofline" | "pairs" | "concurrency" | "apiReference" | "kquants" | "peer" | "peerError" | "constraint" | "constraintError">>): Target[] {
   const model = (shape: string, quant: string): ModelResult | undefined => r.models.find((m) => m.shape === shape && m.quant === quant);
   const skip = (name: string, why: string): Target => ({ name, status: "SKIP", detail: why });
   const verdict = (name: string, ok: boolean, detail: string): Target => ({ name, status: ok ? "PASS" : "FAIL", detail });
@@ -106,6 +106,33 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
       const ours = k.q4km.ours, l = k.q4km.llamaCpp;
       out.push(verdict(name, ours.decodeTokensPerSecond > l.decodeTokensPerSecond,
         `ours ${f1(ours.decodeTokensPerSecond)} tok/s, llama.cpp (one thread) ${f1(l.decodeTokensPerSecond)} tok/s; prefill ours ${f1(ours.prefillTokensPerSecond)} tok/s, llama.cpp ${f1(l.prefillTokensPerSecond)} tok/s`));
+    }
+  }
+  for (const shape of ["stories42M", "stories110M"]) {
+    for (const quant of ["q8_0", "q4_0"] as const) {
+      const name = `prefill >= 0.75x llama.cpp's on ${shape} (${quant}, GGUF of the same shape)`;
+      const p = r.peer?.rows.find((x) => x.shape === shape && x.quant === quant);
+      if (!p) {
+        out.push(skip(name, r.peerError ?? (r.mode === "quick" ? `${shape} is not run in --quick` : r.peer?.errors.find((e) => e.startsWith(`${shape} ${quant}:`)) ?? "not measured")));
+        continue;
+      }
+      const G = (n: number) => (n / 1e9).toFixed(1);
+      const t = verdict(name, p.prefillRatio >= 0.75,
+        `ours ${f1(p.ours.prefillTokensPerSecond)} tok/s / llama.cpp ${f1(p.llamaCpp.prefillTokensPerSecond)} tok/s = ${p.prefillRatio.toFixed(2)}x (128-token prompt, ${p.rounds} turns each, turn about); ` +
+        `in matrix multiply-adds: ours ${G(p.oursPrefillMacsPerSecond)} G/s, llama.cpp ${G(p.llamaCppPrefillMacsPerSecond)} G/s`);
+      const ceiling = r.roofline?.sequenceMacsPerSecond[quant];
+      if (ceiling) {
+        const need = 0.75 * p.llamaCppPrefillMacsPerSecond;
+        const peak = r.roofline!.intMacsPerSecond;
+        t.detail += `; the ${quant} exact dot sequence runs at ${G(ceiling)} G/s in wasm registers alone in this run (ours at ${f1((100 * p.oursPrefillMacsPerSecond) / ceiling)}% of it)`;
+        if (need > ceiling) {
+          const vnni = /AVX512_VNNI = 1/.test(r.peer!.systemInfo) ? " with AVX512-VNNI" : "";
+          t.limit = `0.75x is out of reach for wasm SIMD on this CPU: llama.cpp's native kernels${vnni} prefill at ${G(p.llamaCppPrefillMacsPerSecond)} G multiply-adds/s, 0.75x of that is ${G(need)} G/s, ` +
+            `above the ${G(ceiling)} G/s of the ${quant} exact dot sequence in registers` +
+            (need > peak ? ` and above the ${G(peak)} G/s of wasm's fastest int8 dot instruction alone` : ` (wasm's fastest int8 dot instruction alone: ${G(peak)} G/s)`);
+        }
+      }
+      out.push(t);
     }
   }
   {

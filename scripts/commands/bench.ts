@@ -25,6 +25,7 @@ const benchOptions = {
   "no-ort": { type: "boolean", default: false, help: "skip the onnxruntime-web comparison" },
   "no-cold-start": { type: "boolean", default: false, help: "skip the cold start under wrangler dev" },
   "no-bundle": { type: "boolean", default: false, help: "skip the Worker bundle size" },
+  "no-peer": { type: "boolean", default: false, help: "skip llama.cpp beside ours (installed on demand into ~/.cache/edgeinfer/llama-cpp)" },
   ...jsonOption,
 } as const satisfies OptionSpecs;
 
@@ -61,6 +62,7 @@ export const benchCommand: Command = {
     }
     if (values["no-ort"]) o.ort = false;
     if (values["no-bundle"]) o.bundle = false;
+    if (values["no-peer"]) o.peer = false;
     if (values["no-cold-start"]) o.coldStart = () => false;
 
     // the kernels as the working tree has them (no-op when kernels.wasm is up to date)
