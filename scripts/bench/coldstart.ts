@@ -111,6 +111,11 @@ export interface ColdStartOptions {
   warmReps: number;
   /** Also measure decode speed of one stream through the API, and time to first token alone and beside 8 long generations. */
   api?: boolean;
+  /**
+   * The same stream in process (one run's tokens/s per call, see engineStream): run turn about
+   * with the API streams, so the ratio between the two is taken under the same machine conditions.
+   */
+  apiReference?: () => number;
   startTimeoutMs: number;
 }
 
@@ -136,8 +141,12 @@ export interface ColdStartResult {
   fullContextTokens: number | null;
   fullContextMs: number | null;
   workerdProcesses: number;
-  /** One greedy stream through the API: tokens/s from its first token to its last (32-token prompt, as in process). */
+  /** One greedy stream through the API: tokens/s from its first token to its last (32-token prompt, as in process), median of API_STREAM_RUNS. */
   apiDecodeTokensPerSecond?: number;
+  /** The same stream in process, run turn about with the API's (median), when an apiReference was given. */
+  apiReferenceTokensPerSecond?: number;
+  /** Every run's tokens/s: through the API, and in process. */
+  apiSamples?: { api: number[]; reference: number[] };
   /** Time to the first streamed token of a short request: alone, and while 8 long generations run (medians). */
   ttft?: { aloneMs: number; underLoadMs: number; longRequests: number };
 }
@@ -164,13 +173,25 @@ async function streamTimes(url: string, body: Record<string, unknown>): Promise<
 /** Tokens the API decode measurement generates after its 32-token prompt (the in-process reference uses the same). */
 export const apiDecodeTokens = (seqLen: number) => Math.min(160, seqLen - 40);
 
-async function measureApi(url: string, id: string, seqLen: number, vocab: number): Promise<Pick<ColdStartResult, "apiDecodeTokensPerSecond" | "ttft">> {
+/** Runs of the API decode measurement (each side; the median is reported). */
+export const API_STREAM_RUNS = 7;
+
+async function measureApi(url: string, id: string, seqLen: number, vocab: number, reference?: () => number): Promise<Pick<ColdStartResult, "apiDecodeTokensPerSecond" | "apiReferenceTokensPerSecond" | "apiSamples" | "ttft">> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const decodeTokens = apiDecodeTokens(seqLen);
-  const rates: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  const api = async () => {
     const r = await streamTimes(url, { model: id, prompt: benchPrompt(32, vocab), max_tokens: decodeTokens, temperature: 0, stop: null });
-    rates.push((1000 * (r.tokens - 1)) / (r.endMs - r.firstMs));
+    return (1000 * (r.tokens - 1)) / (r.endMs - r.firstMs);
+  };
+  // one warm-up run each, then turns in alternating order
+  await api();
+  reference?.();
+  const rates: number[] = [];
+  const refs: number[] = [];
+  for (let i = 0; i < API_STREAM_RUNS; i++) {
+    if (i % 2 === 0 || !reference) rates.push(await api());
+    if (reference) refs.push(reference());
+    if (i % 2 === 1 && reference) rates.push(await api());
   }
   const short = { model: id, prompt: benchPrompt(8, vocab), max_tokens: 4, temperature: 0 };
   const alone: number[] = [];
@@ -181,7 +202,12 @@ async function measureApi(url: string, id: string, seqLen: number, vocab: number
   const underLoad: number[] = [];
   for (let i = 0; i < 5; i++) underLoad.push((await streamTimes(url, short)).firstMs);
   await Promise.all(long);
-  return { apiDecodeTokensPerSecond: median(rates), ttft: { aloneMs: median(alone), underLoadMs: median(underLoad), longRequests } };
+  return {
+    apiDecodeTokensPerSecond: median(rates),
+    ...(reference ? { apiReferenceTokensPerSecond: median(refs) } : {}),
+    apiSamples: { api: rates, reference: refs },
+    ttft: { aloneMs: median(alone), underLoadMs: median(underLoad), longRequests },
+  };
 }
 
 /** Start wrangler dev on the state, time the cold request, stop. Throws with the log on failure. */
@@ -267,7 +293,7 @@ export async function measureColdStart(id: string, seqLen: number, vocab: number
       fullTokens = full.json.usage?.total_tokens ?? null;
     }
     const hwmGrowth = sampler.hwm() - hwm0;
-    const api = o.api ? await measureApi(url, id, seqLen, vocab) : {};
+    const api = o.api ? await measureApi(url, id, seqLen, vocab, o.apiReference) : {};
     return {
       ...api,
       id,

@@ -76,3 +76,25 @@ export async function concurrencyCurve(built: BuiltModel, tokenizerBytes: Uint8A
   }
   return points;
 }
+
+/**
+ * One greedy stream through the engine in process, measured as the API measurement measures a
+ * stream under wrangler dev (scripts/bench/coldstart.ts): the same prompt ids and max_tokens, and
+ * tokens/s from the first generated token to the last. The model stays loaded between runs, as
+ * it does in a Worker; each call returns one run's rate.
+ */
+export async function engineStream(built: BuiltModel, tokenizerBytes: Uint8Array, promptIds: number[], maxTokens: number): Promise<() => number> {
+  const { manifest, weights } = built;
+  const tokenizer = tokenizerFromBytes(manifest.tokenizer.kind, tokenizerBytes, manifest.config.vocabSize);
+  const { model, caches } = await instantiateWeights(manifest, weights, 1);
+  // as in concurrencyCurve: no stop tokens, so the stream always runs to max_tokens
+  const engine = new Engine(manifest.id, model, Object.create(tokenizer, { stopIds: { value: [] } }), manifest, caches, { maxQueue: 1 });
+  return () => {
+    const seq = engine.submit({ promptIds, maxTokens, temperature: 0, topP: 1, seed: 0, stop: [] });
+    while (seq.completionIds.length === 0 && engine.step());
+    const first = performance.now();
+    const firstTokens = seq.completionIds.length;
+    while (engine.step());
+    return (1000 * (seq.completionIds.length - firstTokens)) / (performance.now() - first);
+  };
+}

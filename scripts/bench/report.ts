@@ -15,6 +15,23 @@ const num = (n: number | null | undefined, digits = 1) => (n === null || n === u
 const mib = (n: number | null | undefined) => (n === null || n === undefined ? "-" : (n / MiB).toFixed(1));
 const gb = (n: number) => (n / 1e9).toFixed(1);
 
+/** llama.cpp's rows beside ours (or why it was not measured). */
+export function peerLines(r: Pick<BenchResult, "peer" | "peerError">): string[] {
+  const out: string[] = [];
+  if (r.peer) {
+    const p = r.peer;
+    out.push("");
+    out.push(`llama.cpp beside ours: ${p.peer}, on GGUF files of our writer (same random checkpoints as above), turn about; prefill of a 128-token prompt`);
+    out.push(table(["model", "quant", "decode t/s", "llama.cpp", "ratio", "prefill t/s", "llama.cpp", "ratio", "prefill G mac/s", "llama.cpp"],
+      p.rows.map((x) => [x.shape, x.quant, num(x.ours.decodeTokensPerSecond), num(x.llamaCpp.decodeTokensPerSecond), `${num(x.decodeRatio, 2)}x`,
+        num(x.ours.prefillTokensPerSecond), num(x.llamaCpp.prefillTokensPerSecond), `${num(x.prefillRatio, 2)}x`, gb(x.oursPrefillMacsPerSecond), gb(x.llamaCppPrefillMacsPerSecond)]), (i) => i >= 2));
+    out.push(`  llama.cpp's CPU backend: ${p.systemInfo}`);
+    out.push("  prefill G mac/s: matrix multiply-adds per second of the prefill (the classifier once per prompt); compare with the exact dot sequences above.");
+    for (const e of p.errors) out.push(`  not measured: ${e}`);
+  } else if (r.peerError) out.push(`llama.cpp not measured: ${r.peerError}`);
+  return out;
+}
+
 export function formatReport(r: BenchResult): string {
   const out: string[] = [];
   const env = r.env as Record<string, unknown>;
@@ -78,17 +95,7 @@ export function formatReport(r: BenchResult): string {
     out.push(`Q4_K_M GGUF (same file): ours decode ${num(k.q4km.ours.decodeTokensPerSecond)} tok/s, prefill ${num(k.q4km.ours.prefillTokensPerSecond)} tok/s; ` +
       (l ? `llama.cpp (one thread) decode ${num(l.decodeTokensPerSecond)} tok/s, prefill ${num(l.prefillTokensPerSecond)} tok/s.` : `llama.cpp not measured: ${k.q4km.llamaCppError}.`));
   } else if (r.kquantsError) out.push(`K-quants not measured: ${r.kquantsError}`);
-  if (r.peer) {
-    const p = r.peer;
-    out.push("");
-    out.push(`llama.cpp beside ours: ${p.peer}, on GGUF files of our writer (same random checkpoints as above), turn about; prefill of a 128-token prompt`);
-    out.push(table(["model", "quant", "decode t/s", "llama.cpp", "ratio", "prefill t/s", "llama.cpp", "ratio", "prefill G mac/s", "llama.cpp"],
-      p.rows.map((x) => [x.shape, x.quant, num(x.ours.decodeTokensPerSecond), num(x.llamaCpp.decodeTokensPerSecond), `${num(x.decodeRatio, 2)}x`,
-        num(x.ours.prefillTokensPerSecond), num(x.llamaCpp.prefillTokensPerSecond), `${num(x.prefillRatio, 2)}x`, gb(x.oursPrefillMacsPerSecond), gb(x.llamaCppPrefillMacsPerSecond)]), (i) => i >= 2));
-    out.push(`  llama.cpp's CPU backend: ${p.systemInfo}`);
-    out.push("  prefill G mac/s: matrix multiply-adds per second of the prefill (the classifier once per prompt); compare with the exact dot sequences above.");
-    for (const e of p.errors) out.push(`  not measured: ${e}`);
-  } else if (r.peerError) out.push(`llama.cpp not measured: ${r.peerError}`);
+  out.push(...peerLines(r));
   for (const c of r.constraint ?? []) {
     out.push(
       `Structured output, ${c.model} (${c.vocabSize.toLocaleString("en-US")} tokens): ${num(c.plainMs, 3)} ms free vs ${num(c.constrainedMs, 3)} ms constrained per decode step = ` +

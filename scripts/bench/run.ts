@@ -12,9 +12,10 @@ import { projectRoot } from "../paths";
 import { measureBundle, type BundleSizes } from "./bundle";
 import { apiDecodeTokens, buildIntoLocalKv, measureColdStart, type ColdStartResult } from "./coldstart";
 import { compareShape, type CompareOptions, type ShapeComparison } from "./compare";
-import { concurrencyCurve, type ConcurrencyOptions, type ConcurrencyPoint } from "./concurrency";
+import { concurrencyCurve, engineStream, type ConcurrencyOptions, type ConcurrencyPoint } from "./concurrency";
 import { benchConstraint, qwenSession, storiesSession, type ConstraintBench, type ConstraintBenchOptions } from "./constrain";
 import {
+  benchPrompt,
   ensureBuilt,
   pairedDecode,
   type PairedDecode,
@@ -139,7 +140,7 @@ export interface BenchResult {
   pairs: PairedDecode[];
   /** Aggregate decode of N streams through the batched step engine. */
   concurrency?: { model: string; points: ConcurrencyPoint[] };
-  /** One stream in process through the engine, on the workload the API decode measurement runs (stories15M q8_0). */
+  /** One stream in process through the engine, on the workload the API decode measurement runs (stories15M q8_0), turn about with it. */
   apiReference?: { model: string; tokensPerSecond: number };
   kquants?: KQuantResult;
   kquantsError?: string;
@@ -282,16 +283,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     concurrency = { model: modelId(shape, quant), points: await concurrencyCurve(built, tokenizerFile, o.concurrency) };
   }
   let apiReference: BenchResult["apiReference"];
+  // one stream through the engine in process, the API decode measurement's workload: run turn
+  // about with the API's streams under wrangler dev (stories15M q8_0's first cold start)
+  let apiStream: (() => number) | undefined;
   if (o.coldStart("stories15M", "q8_0")) {
-    o.log("stories15M q8_0: one stream through the engine in process, the API measurement's workload");
     const built = await ensureBuilt("stories15M", "q8_0", o.tokenizer);
-    // the median of 5 runs, as the API figure is the median of its runs
-    const rates: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const [point] = await concurrencyCurve(built, tokenizerFile, { streams: [1], promptTokens: 32, decodeTokens: apiDecodeTokens(shapeConfig("stories15M").seqLen) });
-      rates.push(point.tokensPerSecond);
-    }
-    apiReference = { model: modelId("stories15M", "q8_0"), tokensPerSecond: [...rates].sort((a, b) => a - b)[2] };
+    const config = shapeConfig("stories15M");
+    apiStream = await engineStream(built, tokenizerFile, benchPrompt(32, config.vocabSize), apiDecodeTokens(config.seqLen));
   }
 
   const products: BenchResult["products"] = [];
@@ -328,7 +326,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       const runs: ColdStartResult[] = [];
       for (let i = 0; i < o.coldReps; i++) {
         const api = i === 0 && m.shape === "stories15M" && m.quant === "q8_0";
-        runs.push(await measureColdStart(m.id, config.seqLen, config.vocabSize, { persistTo: kvDir, fullContext: o.coldStartFullContext && i === 0, warmReps: o.warmReps, startTimeoutMs: 120_000, api }));
+        runs.push(await measureColdStart(m.id, config.seqLen, config.vocabSize, { persistTo: kvDir, fullContext: o.coldStartFullContext && i === 0, warmReps: o.warmReps, startTimeoutMs: 120_000, api, apiReference: api ? apiStream : undefined }));
       }
       const byCold = [...runs].sort((a, b) => a.coldMs - b.coldMs);
       const mid = byCold[(byCold.length - 1) >> 1];
@@ -341,6 +339,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         fullContextTokens: full.fullContextTokens,
         fullContextMs: full.fullContextMs,
         apiDecodeTokensPerSecond: full.apiDecodeTokensPerSecond,
+        apiReferenceTokensPerSecond: full.apiReferenceTokensPerSecond,
+        apiSamples: full.apiSamples,
         ttft: full.ttft,
         hwmGrowthBytes: full.hwmGrowthBytes,
         coldSamplesMs: runs.map((r) => r.coldMs),
@@ -348,6 +348,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         buildMs: build.buildMs,
         buildCached: build.cached,
       };
+      if (full.apiReferenceTokensPerSecond) apiReference = { model: m.id, tokensPerSecond: full.apiReferenceTokensPerSecond };
     } catch (e) {
       m.coldStartError = (e as Error).message;
       o.log(`${m.shape} ${m.quant}: cold start failed: ${m.coldStartError.split("\n")[0]}`);

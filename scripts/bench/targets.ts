@@ -179,7 +179,9 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
     if (!api || !ref) out.push(skip(name, "not measured"));
     else {
       const ratio = api / ref;
-      out.push(verdict(name, ratio >= 0.9, `${f1(api)} tok/s streamed through workerd / ${f1(ref)} tok/s in process through the same engine, on the same workload (32-token prompt, then 160 tokens) = ${f1(100 * ratio)}%`));
+      const runs = m!.coldStart!.apiSamples?.api.length;
+      out.push(verdict(name, ratio >= 0.9, `${f1(api)} tok/s streamed through workerd / ${f1(ref)} tok/s in process through the same engine, on the same workload (32-token prompt, then 160 tokens, first token to last) = ${f1(100 * ratio)}%` +
+        (runs ? ` (medians of ${runs} runs each, turn about)` : "")));
     }
   }
   {

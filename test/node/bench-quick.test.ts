@@ -8,6 +8,8 @@ import { buildArtifacts } from "../../scripts/build/pipeline";
 import { llama2cShapeConfig, randomLlamaModel } from "../../scripts/import/llama2c-writer";
 import { compareShape } from "../../scripts/bench/compare";
 import { pairedDecode, productShapes, tokenCost } from "../../scripts/bench/models";
+import { engineStream } from "../../scripts/bench/concurrency";
+import { peerLines } from "../../scripts/bench/report";
 import { encodeModel, floatTensor, OnnxType } from "../../scripts/bench/onnx";
 import { buildOrtGraph, createOrtSession, loadOrt, referenceProduct, relRms } from "../../scripts/bench/ort";
 import { runRoofline } from "../../scripts/bench/roofline";
@@ -136,6 +138,26 @@ describe("paired decode", () => {
   });
 });
 
+describe("the API measurement's in-process side", () => {
+  it("runs one stream through the engine again and again on the same model (its KV cache comes back each time)", async () => {
+    const tokenizerFile = new Uint8Array(readFileSync(aidreams.tokenizer));
+    const tokenizer = { kind: "llama2c" as const, bytes: tokenizerFile, bosId: 1, eosId: 2 };
+    const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 512, seqLen: 64 }, true);
+    const { manifest, entries } = await buildArtifacts({ id: "stream", config, tensors: randomLlamaModel(config, 7).tensors, tokenizer }, { quant: "q8_0" });
+    const byKey = new Map(entries.map((e) => [e.key, e.value]));
+    const weights = new Uint8Array(manifest.weights.bytes);
+    let at = 0;
+    for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
+    const run = await engineStream({ manifest, weights, checkpoint: "" }, tokenizerFile, [1, 5, 9, 13], 24);
+    // a stream that never got the one KV cache back would generate nothing: rate 0
+    for (let i = 0; i < 3; i++) {
+      const rate = run();
+      expect(rate).toBeGreaterThan(0);
+      expect(Number.isFinite(rate)).toBe(true);
+    }
+  });
+});
+
 describe("structured output bench", () => {
   it("decodes free and constrained turn about; the constrained values complete and parse", async () => {
     const tokenizerFile = new Uint8Array(readFileSync(aidreams.tokenizer));
@@ -232,6 +254,53 @@ describe("targets and chart", () => {
     q4.roofline!.bandwidthBound = 120;
     q4.inProcess!.decodeTokensPerSecond = 110;
     expect(find(capped, ratio).limit).toContain("1.20x");
+  });
+
+  const peerRow = (shape: string, quant: "q8_0" | "q4_0", ours: number, llamaCpp: number, macsPerToken: number) => ({
+    shape, quant, gguf: `${shape}-${quant}.gguf`, rounds: 5, prefillMacsPerToken: macsPerToken,
+    ours: { prefillTokensPerSecond: ours, decodeTokensPerSecond: 100 },
+    llamaCpp: { prefillTokensPerSecond: llamaCpp, decodeTokensPerSecond: 80 },
+    decodeRatio: 1.25, prefillRatio: ours / llamaCpp,
+    oursPrefillMacsPerSecond: ours * macsPerToken, llamaCppPrefillMacsPerSecond: llamaCpp * macsPerToken,
+  });
+  const roofline = { sequenceMacsPerSecond: { q8_0: 46e9, q4_0: 58e9, q8_0SignRoute: 33e9, q8_0WideRoute: 46e9 }, intMacsPerSecond: 117e9 };
+
+  it("judges prefill against llama.cpp per shape and quant, and names the wasm ceiling when 0.75x is above it", () => {
+    const find = (r: BenchResult, name: string) => evaluateTargets(r).find((x) => x.name === name)!;
+    const name = (shape: string, quant: string) => `prefill >= 0.75x llama.cpp's on ${shape} (${quant}, GGUF of the same shape)`;
+    const withPeer = {
+      ...structuredClone(result), roofline,
+      peer: {
+        peer: "llama.cpp", systemInfo: "CPU : AVX512 = 1 | AVX512_VNNI = 1 |", errors: ["stories110M q4_0: no room"],
+        rows: [
+          peerRow("stories42M", "q8_0", 800, 1900, 25e6), // llama.cpp 47.5 G/s: 0.75x is 35.6 G/s, below the 46 G/s ceiling
+          peerRow("stories42M", "q4_0", 1400, 1700, 25e6),
+          peerRow("stories110M", "q8_0", 200, 800, 85e6), // llama.cpp 68 G/s: 0.75x is 51 G/s, above it
+        ],
+      },
+    } as unknown as BenchResult;
+    const a = find(withPeer, name("stories42M", "q8_0"));
+    expect(a.status).toBe("FAIL");
+    expect(a.detail).toContain("= 0.42x");
+    expect(a.detail).toContain("llama.cpp 47.5 G/s");
+    expect(a.limit).toBeUndefined();
+    expect(find(withPeer, name("stories42M", "q4_0")).status).toBe("PASS");
+    const c = find(withPeer, name("stories110M", "q8_0"));
+    expect(c.status).toBe("FAIL");
+    expect(c.limit).toContain("with AVX512-VNNI prefill at 68.0 G multiply-adds/s, 0.75x of that is 51.0 G/s, above the 46.0 G/s of the q8_0 exact dot sequence");
+    const d = find(withPeer, name("stories110M", "q4_0"));
+    expect(d.status).toBe("SKIP");
+    expect(d.detail).toBe("stories110M q4_0: no room");
+    const missing = { ...structuredClone(result), peerError: "llama.cpp could not be installed" } as unknown as BenchResult;
+    expect(find(missing, name("stories42M", "q8_0"))).toMatchObject({ status: "SKIP", detail: "llama.cpp could not be installed" });
+  });
+
+  it("prints llama.cpp's row beside ours, or why it was not measured", () => {
+    const text = peerLines({ peer: { peer: "llama.cpp (test)", systemInfo: "CPU : AVX512_VNNI = 1 |", errors: ["stories110M q8_0: failed"], rows: [peerRow("stories42M", "q4_0", 1400, 1700, 25e6)] } } as unknown as BenchResult).join("\n");
+    expect(text).toMatch(/stories42M\s+q4_0\s+100\.0\s+80\.0\s+1\.25x\s+1400\.0\s+1700\.0\s+0\.82x\s+35\.0\s+42\.5/);
+    expect(text).toContain("AVX512_VNNI = 1");
+    expect(text).toContain("not measured: stories110M q8_0: failed");
+    expect(peerLines({ peerError: "npm could not install node-llama-cpp" })).toEqual(["llama.cpp not measured: npm could not install node-llama-cpp"]);
   });
 
   it("draws one bar group per model, the ones that do not fit marked", () => {
