@@ -2,7 +2,9 @@
 // q4_0 GGUF files by our own writer (cached in .edgeinfer/bench), decoded and prefilled by
 // llama.cpp (node-llama-cpp 3.21.1, its prebuilt CPU binary, gpu off, one thread) and by our
 // runtime on the bench's own build of the same checkpoint, in alternating turns, so each ratio
-// is taken under the same machine conditions. node-llama-cpp is installed on demand as for
+// is taken under the same machine conditions; each turn also runs wasm's exact dot sequence for
+// the quant (the roofline probe's), so llama.cpp's rate can be set against what wasm SIMD can do
+// at all at that moment. node-llama-cpp is installed on demand as for
 // scripts/fidelity; when it cannot be, the peer is skipped with the reason.
 
 import { createHash } from "node:crypto";
@@ -14,7 +16,7 @@ import { llama2cTokenizerToGguf, writeGguf } from "../import/gguf-writer";
 import { readLlama2cCheckpoint } from "../import/llama2c";
 import { projectRoot } from "../paths";
 import { benchPrompt, decodeSession, ensureBuilt, ensureCheckpoint, pruneStale, shapeConfig, tokenCost, type RunOptions, type ShapeName } from "./models";
-import { BENCH_DIR } from "./roofline";
+import { BENCH_DIR, sequenceProbe } from "./roofline";
 import { median } from "./timing";
 
 export type PeerQuant = "q8_0" | "q4_0";
@@ -39,6 +41,12 @@ export interface PeerRow {
   /** llama.cpp's prefill and ours in multiply-adds per second (matrix products only). */
   llamaCppPrefillMacsPerSecond: number;
   oursPrefillMacsPerSecond: number;
+  /**
+   * The quant's exact dot sequence in wasm registers (scripts/bench/probe.as), measured in every
+   * turn beside the two sides' (best of the turns, as a ceiling): wasm's limit under the same
+   * machine conditions as llama.cpp's figure.
+   */
+  wasmSequenceMacsPerSecond: number;
   /** Alternating turns each side took (each: one prefill and o.decodeTokens decode steps). */
   rounds: number;
 }
@@ -125,7 +133,7 @@ async function llamaCppSession(llama: Llama, path: string, contextSize: number) 
 }
 
 /** Ours and llama.cpp on one shape and quant, turn about. */
-async function measureRow(llama: Llama, shape: ShapeName, quant: PeerQuant, tokenizer: string, o: RunOptions, rounds: number): Promise<PeerRow> {
+async function measureRow(llama: Llama, shape: ShapeName, quant: PeerQuant, tokenizer: string, o: RunOptions, rounds: number, probe: (quant: PeerQuant) => number): Promise<PeerRow> {
   const gguf = peerGguf(shape, quant, tokenizer);
   const built = await ensureBuilt(shape, quant, tokenizer);
   const config = shapeConfig(shape);
@@ -141,6 +149,7 @@ async function measureRow(llama: Llama, shape: ShapeName, quant: PeerQuant, toke
   const oursDecode = () => Array.from({ length: o.decodeTokens }, (_, i) => ours.step(i));
   const pre = { ours: [] as number[], peer: [] as number[] };
   const dec = { ours: [] as number[], peer: [] as number[] };
+  let ceiling = 0;
   try {
     // one warm-up turn each, then turns in alternating order
     oursPrefill();
@@ -157,6 +166,7 @@ async function measureRow(llama: Llama, shape: ShapeName, quant: PeerQuant, toke
         dec.peer.push(...(await peer.decode(prompt, o.decodeTokens)));
       };
       if (r % 2 === 0) { turnOurs(); await turnPeer(); } else { await turnPeer(); turnOurs(); }
+      ceiling = Math.max(ceiling, probe(quant));
     }
   } finally {
     await peer.dispose();
@@ -173,6 +183,7 @@ async function measureRow(llama: Llama, shape: ShapeName, quant: PeerQuant, toke
     prefillMacsPerToken,
     llamaCppPrefillMacsPerSecond: b.prefillTokensPerSecond * prefillMacsPerToken,
     oursPrefillMacsPerSecond: a.prefillTokensPerSecond * prefillMacsPerToken,
+    wasmSequenceMacsPerSecond: ceiling,
     rounds,
   };
 }
@@ -185,13 +196,14 @@ export async function benchPeer(shapes: ShapeName[], quants: PeerQuant[], tokeni
   } catch (e) {
     return { error: `llama.cpp (node-llama-cpp@${LLAMA_CPP_VERSION}) could not be installed or loaded: ${(e as Error).message.split("\n")[0]}` };
   }
+  const probe = sequenceProbe(20);
   const result: PeerResult = { peer: `llama.cpp (node-llama-cpp ${LLAMA_CPP_VERSION}, prebuilt CPU binary, 1 thread)`, systemInfo: llama.systemInfo.trim(), rows: [], errors: [] };
   try {
     for (const shape of shapes) {
       for (const quant of quants) {
         log(`${shape} ${quant}: ours and llama.cpp on a GGUF file of our writer, turn about`);
         try {
-          result.rows.push(await measureRow(llama, shape, quant, tokenizer, o, rounds));
+          result.rows.push(await measureRow(llama, shape, quant, tokenizer, o, rounds, probe));
         } catch (e) {
           result.errors.push(`${shape} ${quant}: ${(e as Error).message.split("\n")[0]}`);
         }

@@ -22,11 +22,12 @@ export function peerLines(r: Pick<BenchResult, "peer" | "peerError">): string[] 
     const p = r.peer;
     out.push("");
     out.push(`llama.cpp beside ours: ${p.peer}, on GGUF files of our writer (same random checkpoints as above), turn about; prefill of a 128-token prompt`);
-    out.push(table(["model", "quant", "decode t/s", "llama.cpp", "ratio", "prefill t/s", "llama.cpp", "ratio", "prefill G mac/s", "llama.cpp"],
+    out.push(table(["model", "quant", "decode t/s", "llama.cpp", "ratio", "prefill t/s", "llama.cpp", "ratio", "prefill G mac/s", "llama.cpp", "wasm seq."],
       p.rows.map((x) => [x.shape, x.quant, num(x.ours.decodeTokensPerSecond), num(x.llamaCpp.decodeTokensPerSecond), `${num(x.decodeRatio, 2)}x`,
-        num(x.ours.prefillTokensPerSecond), num(x.llamaCpp.prefillTokensPerSecond), `${num(x.prefillRatio, 2)}x`, gb(x.oursPrefillMacsPerSecond), gb(x.llamaCppPrefillMacsPerSecond)]), (i) => i >= 2));
+        num(x.ours.prefillTokensPerSecond), num(x.llamaCpp.prefillTokensPerSecond), `${num(x.prefillRatio, 2)}x`, gb(x.oursPrefillMacsPerSecond), gb(x.llamaCppPrefillMacsPerSecond), gb(x.wasmSequenceMacsPerSecond)]), (i) => i >= 2));
     out.push(`  llama.cpp's CPU backend: ${p.systemInfo}`);
-    out.push("  prefill G mac/s: matrix multiply-adds per second of the prefill (the classifier once per prompt); compare with the exact dot sequences above.");
+    out.push("  prefill G mac/s: matrix multiply-adds per second of the prefill (the classifier once per prompt); wasm seq.: the quant's exact dot sequence in");
+    out.push("  wasm registers alone (G/s, best of the same turns), the most any wasm kernel of that quant could do beside llama.cpp's figure.");
     for (const e of p.errors) out.push(`  not measured: ${e}`);
   } else if (r.peerError) out.push(`llama.cpp not measured: ${r.peerError}`);
   return out;

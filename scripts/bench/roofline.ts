@@ -83,13 +83,48 @@ export interface Roofline {
   wasm: string;
 }
 
-export function runRoofline(o: RooflineOptions): Roofline {
+function instantiateProbe(bufferBytes: number): { e: ProbeExports; base: number; wasm: string } {
   const wasm = compileProbe();
   const module = new (WebAssembly.Module as unknown as new (b: Uint8Array) => WebAssembly.Module)(readFileSync(wasm));
   const base = 1 << 20; // past the module's static data
-  const pages = Math.ceil((base + o.bufferBytes) / 65536);
+  const pages = Math.ceil((base + bufferBytes) / 65536);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  const e = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as ProbeExports;
+  return { e: new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as ProbeExports, base, wasm };
+}
+
+/**
+ * The q8_0 and q4_0 exact dot sequences again, for a measurement taken turn about with something
+ * else (llama.cpp's prefill, scripts/bench/peer.ts): each call runs the quant's for about `ms`
+ * and returns its multiply-adds per second (q8_0: the better of its two routes).
+ */
+export function sequenceProbe(ms: number): (quant: "q8_0" | "q4_0") => number {
+  const { e } = instantiateProbe(0);
+  const chains = 12;
+  let sink = 0;
+  const rate = (fn: (iters: number) => number, macsPerIter: number) => {
+    let iters = 1 << 12;
+    for (;;) {
+      const t = performance.now();
+      sink ^= fn(iters);
+      const took = performance.now() - t;
+      if (took >= ms / 4 || iters > 1 << 30) break;
+      iters *= 2;
+    }
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      sink ^= fn(iters);
+      best = Math.min(best, performance.now() - t);
+    }
+    if (sink === 0x7fffffff) console.error(""); // keep the results observable
+    return (iters * macsPerIter) / (best / 1000);
+  };
+  return (quant) =>
+    quant === "q8_0" ? Math.max(rate((n) => e.q8Dot(n, 3), chains * 16), rate((n) => e.q8DotWide(n, 3), chains * 8)) : rate((n) => e.q4Dot(n, 3), chains * 32);
+}
+
+export function runRoofline(o: RooflineOptions): Roofline {
+  const { e, base, wasm } = instantiateProbe(o.bufferBytes);
   e.fill(base, o.bufferBytes, 0x01020304);
 
   let sink = 0;
