@@ -294,6 +294,7 @@ describe("targets and chart", () => {
     expect(a.detail).toContain("= 0.42x");
     expect(a.detail).toContain("llama.cpp 47.5 G/s");
     expect(a.limit).toBeUndefined();
+    expect(a.detail).toContain("0.75x needs 35.6 G/s = 77.4% of it"); // of the 46 G/s roofline figure (40 G/s in the turns)
     expect(find(withPeer, name("stories42M", "q4_0")).status).toBe("PASS");
     const c = find(withPeer, name("stories110M", "q8_0"));
     expect(c.status).toBe("FAIL");
@@ -307,6 +308,9 @@ describe("targets and chart", () => {
     expect(d.detail).toBe("stories110M q4_0: no room");
     const missing = { ...structuredClone(result), peerError: "llama.cpp could not be installed" } as unknown as BenchResult;
     expect(find(missing, name("stories42M", "q8_0"))).toMatchObject({ status: "SKIP", detail: "llama.cpp could not be installed" });
+    // without the run's roofline, the ceiling measured in the turns alone
+    const noRoofline = { ...structuredClone(withPeer), roofline: undefined } as unknown as BenchResult;
+    expect(find(noRoofline, name("stories110M", "q8_0")).limit).toContain("above the 50.0 G/s of the q8_0 exact dot sequence in registers");
   });
 
   it("prints llama.cpp's row beside ours, or why it was not measured", () => {
