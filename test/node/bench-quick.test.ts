@@ -21,6 +21,15 @@ import type { BenchResult } from "../../scripts/bench/run";
 import { readFileSync } from "node:fs";
 import { BENCH_SCHEMA, benchConstraint, storiesSession } from "../../scripts/bench/constrain";
 import { aidreams } from "../setup/fixtures";
+import type { BuiltModel } from "../../scripts/bench/models";
+import type { LlamaConfig } from "../../functions/model/description";
+
+/** A small random model through the real build, held as the bench holds one (its shards concatenated). */
+async function buildSmall(id: string, config: LlamaConfig, seed: number, quant: "q8_0" | "q4_0", tokenizer: Parameters<typeof buildArtifacts>[0]["tokenizer"]): Promise<BuiltModel> {
+  const { manifest, entries } = await buildArtifacts({ id, config, tensors: randomLlamaModel(config, seed).tensors, tokenizer }, { quant });
+  const byKey = new Map(entries.map((e) => [e.key, e.value]));
+  return { manifest, weights: Buffer.concat(manifest.weights.shards.map((sh) => byKey.get(`shards/${sh.sha256}`)!)), checkpoint: "" };
+}
 
 describe("roofline probe", () => {
   it("compiles with AssemblyScript and returns positive bandwidth and dot rates", () => {
@@ -129,14 +138,7 @@ describe("paired decode", () => {
   it("decodes two built models turn about and reports their ratio", async () => {
     const tokenizer = { kind: "llama2c" as const, bytes: new Uint8Array([1, 2, 3]), bosId: 1, eosId: 2 };
     const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 }, true);
-    const built = async (quant: "q8_0" | "q4_0") => {
-      const { manifest, entries } = await buildArtifacts({ id: `pair-${quant}`, config, tensors: randomLlamaModel(config, 3).tensors, tokenizer }, { quant });
-      const byKey = new Map(entries.map((e) => [e.key, e.value]));
-      const weights = new Uint8Array(manifest.weights.bytes);
-      let at = 0;
-      for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
-      return { manifest, weights, checkpoint: "" };
-    };
+    const built = (quant: "q8_0" | "q4_0") => buildSmall(`pair-${quant}`, config, 3, quant, tokenizer);
     const run = { promptTokens: 4, decodeTokens: 3, decodeWarmup: 0, decodeReps: 1, prefillTokens: 8, prefillReps: 1 };
     const p = await pairedDecode(await built("q4_0"), await built("q8_0"), run, 2);
     expect(p.a).toBe("pair-q4_0");
@@ -152,12 +154,7 @@ describe("the API measurement's in-process side", () => {
     const tokenizerFile = new Uint8Array(readFileSync(aidreams.tokenizer));
     const tokenizer = { kind: "llama2c" as const, bytes: tokenizerFile, bosId: 1, eosId: 2 };
     const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 512, seqLen: 64 }, true);
-    const { manifest, entries } = await buildArtifacts({ id: "stream", config, tensors: randomLlamaModel(config, 7).tensors, tokenizer }, { quant: "q8_0" });
-    const byKey = new Map(entries.map((e) => [e.key, e.value]));
-    const weights = new Uint8Array(manifest.weights.bytes);
-    let at = 0;
-    for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
-    const run = await engineStream({ manifest, weights, checkpoint: "" }, tokenizerFile, [1, 5, 9, 13], 24);
+    const run = await engineStream(await buildSmall("stream", config, 7, "q8_0", tokenizer), tokenizerFile, [1, 5, 9, 13], 24);
     // a stream that never got the one KV cache back would generate nothing: rate 0
     for (let i = 0; i < 3; i++) {
       const rate = run();
@@ -172,11 +169,7 @@ describe("structured output bench", () => {
     const tokenizerFile = new Uint8Array(readFileSync(aidreams.tokenizer));
     const tokenizer = { kind: "llama2c" as const, bytes: tokenizerFile, bosId: 1, eosId: 2 };
     const config = llama2cShapeConfig({ dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, seqLen: 256 }, true);
-    const { manifest, entries } = await buildArtifacts({ id: "constrain", config, tensors: randomLlamaModel(config, 5).tensors, tokenizer }, { quant: "q8_0" });
-    const byKey = new Map(entries.map((e) => [e.key, e.value]));
-    const weights = new Uint8Array(manifest.weights.bytes);
-    let at = 0;
-    for (const s of manifest.weights.shards) { weights.set(byKey.get(`shards/${s.sha256}`)!, at); at += s.bytes; }
+    const { manifest, weights } = await buildSmall("constrain", config, 5, "q8_0", tokenizer);
     const r = benchConstraint(await storiesSession(manifest, weights, tokenizerFile), { generations: 3, tokens: 160 });
     expect(r.vocabSize).toBe(512);
     expect(r.generations).toBe(3);
