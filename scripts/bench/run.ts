@@ -266,9 +266,9 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
 
   let peer: PeerResult | undefined;
   let peerError: string | undefined;
-  if (o.peer) {
-    const quants = PEER_QUANTS.filter((q) => o.quants.includes(q));
-    const r = await benchPeer(quants.length ? o.shapes : [], quants, o.tokenizer, o.run, o.quick ? 2 : o.run.prefillReps, o.log);
+  const peerQuants = PEER_QUANTS.filter((q) => o.quants.includes(q));
+  if (o.peer && peerQuants.length) {
+    const r = await benchPeer(o.shapes, peerQuants, o.tokenizer, o.run, o.quick ? 2 : o.run.prefillReps, o.log);
     if ("error" in r) {
       peerError = r.error;
       o.log(`llama.cpp skipped: ${peerError}`);
