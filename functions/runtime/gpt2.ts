@@ -6,7 +6,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { tensorNames, type Gpt2Config } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { checkStep, forwardAlone, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type OnLogits, type StepItem } from "./weights";
+import { checkStep, forwardAlone, ModelMemory, stepOutputs, type CausalLm, type KvCache, type Matrix, type OnHidden, type OnLogits, type StepItem } from "./weights";
 
 interface Gpt2Layer {
   attnNorm: Ptr;
@@ -79,7 +79,7 @@ export class Gpt2Model implements CausalLm {
   }
 
   /** One batched step (see LlamaModel.step): row-wise work on all items at once, attention per item. */
-  step(items: StepItem[], onLogits: OnLogits): void {
+  step(items: StepItem[], onLogits: OnLogits, onHidden?: OnHidden): void {
     const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const m = this.mem;
@@ -124,6 +124,6 @@ export class Gpt2Model implements CausalLm {
       k.addBias(b.xb2, w.bDown, dim, n);
       k.addInPlace(b.x, b.xb2, n * dim);
     }
-    stepLogits(m, items, this.tokenEmbedding, (out, x) => k.layernorm(out, x, this.outputNorm, this.outputNormBias, dim, normEps), onLogits);
+    stepOutputs(m, items, this.tokenEmbedding, (out, x) => k.layernorm(out, x, this.outputNorm, this.outputNormBias, dim, normEps), onLogits, onHidden);
   }
 }

@@ -7,7 +7,7 @@
 import type { Kernels, Ptr } from "../../kernels/index";
 import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepLogits, type CausalLm, type KvCache, type Matrix, type OnLogits, type StepItem } from "./weights";
+import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepOutputs, type CausalLm, type KvCache, type Matrix, type OnHidden, type OnLogits, type StepItem } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -99,7 +99,7 @@ export class LlamaModel implements CausalLm {
    * weight matrix applied to all rows in one product; RoPE, the cache writes and attention per
    * item, at its own positions in its own cache.
    */
-  step(items: StepItem[], onLogits: OnLogits): void {
+  step(items: StepItem[], onLogits: OnLogits, onHidden?: OnHidden): void {
     const n = checkStep(items, this.stepTokens, this.config.seqLen);
     const k = this.k;
     const { dim, hiddenDim, nHeads, nKvHeads, normEps } = this.config;
@@ -172,7 +172,7 @@ export class LlamaModel implements CausalLm {
       this.mem.linear(b.xb, w.wDown, b.hb, n, true);
       k.addInPlace(b.x, b.xb, n * dim);
     }
-    stepLogits(this.mem, items, this.classifier, (out, x) => k.rmsnorm(out, x, this.outputNorm, dim, normEps), onLogits);
+    stepOutputs(this.mem, items, this.classifier, (out, x) => k.rmsnorm(out, x, this.outputNorm, dim, normEps), onLogits, onHidden);
   }
 
   /** cos/sin of every position and frequency pair, computed once per model in f32 as run.c does. */

@@ -28,6 +28,11 @@ export interface StepItem {
   wantLogits: boolean;
   /** Also the logits after every earlier token of the item (a prompt's own log-probabilities). */
   allLogits?: boolean;
+  /**
+   * Instead of logits: the final hidden state (after the final norm, the classifier's input) of
+   * every token of the item, for embeddings. Not with `wantLogits` or `allLogits`.
+   */
+  wantHidden?: boolean;
 }
 
 /**
@@ -35,6 +40,12 @@ export interface StepItem {
  * `index` is the token of the item they follow (its last one unless the item wants all).
  */
 export type OnLogits = (item: number, logits: Float32Array, index: number) => void;
+
+/**
+ * Receives the final hidden state (`dim` values) of token `index` of item `item`: a view into
+ * wasm memory, valid only until it returns.
+ */
+export type OnHidden = (item: number, hidden: Float32Array, index: number) => void;
 
 /** What the engine needs of a model, whatever its family. */
 export interface CausalLm {
@@ -44,9 +55,10 @@ export interface CausalLm {
   /**
    * Runs one batched step. `onLogits(i, logits, index)` is called for each item that wants
    * logits (for every token of an item with `allLogits`), in item and token order, with a view
-   * into wasm memory that is valid only until the callback returns.
+   * into wasm memory that is valid only until the callback returns. `onHidden(i, hidden, index)`
+   * likewise for every token of each item with `wantHidden`, before any logits.
    */
-  step(items: StepItem[], onLogits: OnLogits): void;
+  step(items: StepItem[], onLogits: OnLogits, onHidden?: OnHidden): void;
   /** One sequence alone: runs `tokens` from `startPos` in steps and returns the last one's logits (a view, valid until the next call). */
   forward(tokens: number[], startPos: number, cache: KvCache): Float32Array;
   allocateCache(): KvCache;
@@ -60,6 +72,7 @@ export function checkStep(items: StepItem[], stepTokens: number, seqLen: number)
   for (const item of items) {
     if (item.tokens.length === 0) throw new Error("a step item needs at least one token");
     if (item.pos < 0 || item.pos + item.tokens.length > seqLen) throw new Error("position past the context");
+    if (item.wantHidden && (item.wantLogits || item.allLogits)) throw new Error("a step item asks for hidden states or logits, not both");
     total += item.tokens.length;
   }
   if (total === 0 || total > stepTokens) throw new Error(`a step carries 1..${stepTokens} tokens, not ${total}`);
@@ -79,27 +92,37 @@ export function forwardAlone(model: CausalLm, tokens: number[], startPos: number
 }
 
 /**
- * The logits of every item that wants them: each one's last hidden row (at `rowEnd[i] - 1` of
- * `x`) through `finalNorm` into `xb`, then the classifier over as many rows at once as the
- * logits buffer holds.
+ * What a step gives back, after its layers. First the hidden states of every item that wants
+ * them: each of its rows of `x` through `finalNorm`, as many rows at once as `xb` holds. Then the
+ * logits of every item that wants them: each one's last hidden row (at `rowEnd[i] - 1` of `x`)
+ * through `finalNorm` into `xb`, then the classifier over as many rows at once as the logits
+ * buffer holds.
  */
-export function stepLogits(
+export function stepOutputs(
   mem: ModelMemory,
   items: StepItem[],
   classifier: Matrix,
   finalNorm: (out: Ptr, x: Ptr) => void,
   onLogits: OnLogits,
+  onHidden?: OnHidden,
 ): void {
   const { dim, vocabSize } = mem.manifest.config;
   const b = mem.buf;
   const wanted: Array<{ item: number; row: number; index: number }> = [];
+  const hidden: Array<{ item: number; row: number; index: number }> = [];
   let row = 0;
   items.forEach((item, i) => {
     const n = item.tokens.length;
+    if (item.wantHidden) for (let t = 0; t < n; t++) hidden.push({ item: i, row: row + t, index: t });
     if (item.allLogits) for (let t = 0; t < n - 1; t++) wanted.push({ item: i, row: row + t, index: t });
     if (item.wantLogits || item.allLogits) wanted.push({ item: i, row: row + n - 1, index: n - 1 });
     row += n;
   });
+  if (hidden.length > 0 && !onHidden) throw new Error("a step item wants hidden states but the step has no onHidden");
+  for (const h of hidden) {
+    finalNorm(b.xb, b.x + h.row * dim * 4);
+    onHidden!(h.item, mem.k.f32(b.xb, dim), h.index);
+  }
   for (let start = 0; start < wanted.length; start += mem.logitRows) {
     const group = wanted.slice(start, start + mem.logitRows);
     group.forEach((w, j) => finalNorm(b.xb + j * dim * 4, b.x + w.row * dim * 4));

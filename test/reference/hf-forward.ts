@@ -26,6 +26,9 @@
 import type { Gpt2Config, ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
 import { tensorNames } from "../../functions/model/description";
 
+/** What a forward pass returns per position: logits, or the final hidden state they come from. */
+type Output = "logits" | "hidden";
+
 export interface ForwardModel {
   config: ModelConfig;
   tensors: ImportedTensor[];
@@ -142,7 +145,7 @@ export function unpermuteInterleavedRows(data: Float32Array, nHeads: number, row
   return out;
 }
 
-function llamaForward(model: ForwardModel, c: LlamaConfig, tokens: number[]): Float32Array[] {
+function llamaForward(model: ForwardModel, c: LlamaConfig, tokens: number[], output: Output): Float32Array[] {
   const get = byName(model);
   const d = c.dim;
   const hs = d / c.nHeads;
@@ -252,10 +255,11 @@ function llamaForward(model: ForwardModel, c: LlamaConfig, tokens: number[]): Fl
     }
     hidden = next;
   }
-  return hidden.map((h) => Float32Array.from(linear(head, rmsNorm(h, finalNorm, eps), c.vocabSize, d)));
+  const normed = hidden.map((h) => rmsNorm(h, finalNorm, eps));
+  return output === "hidden" ? normed.map((h) => Float32Array.from(h)) : normed.map((h) => Float32Array.from(linear(head, h, c.vocabSize, d)));
 }
 
-function gpt2Forward(model: ForwardModel, c: Gpt2Config, tokens: number[]): Float32Array[] {
+function gpt2Forward(model: ForwardModel, c: Gpt2Config, tokens: number[], output: Output): Float32Array[] {
   const get = byName(model);
   const d = c.dim;
   const hs = d / c.nHeads;
@@ -312,13 +316,23 @@ function gpt2Forward(model: ForwardModel, c: Gpt2Config, tokens: number[]): Floa
     }
     hidden = next;
   }
-  return hidden.map((h) => Float32Array.from(linear(wte, layerNorm(h, lnfw, lnfb, eps), c.vocabSize, d)));
+  const normed = hidden.map((h) => layerNorm(h, lnfw, lnfb, eps));
+  return output === "hidden" ? normed.map((h) => Float32Array.from(h)) : normed.map((h) => Float32Array.from(linear(wte, h, c.vocabSize, d)));
 }
 
 /** Logits (vocabSize values) for every position of `tokens`, Hugging Face semantics. */
 export function hfForward(model: ForwardModel, tokens: number[]): Float32Array[] {
+  return forwardOutputs(model, tokens, "logits");
+}
+
+/** The final hidden state (dim values, after the final norm: the classifier's input) of every position of `tokens`. */
+export function hfHidden(model: ForwardModel, tokens: number[]): Float32Array[] {
+  return forwardOutputs(model, tokens, "hidden");
+}
+
+function forwardOutputs(model: ForwardModel, tokens: number[], output: Output): Float32Array[] {
   const c = model.config;
-  if (c.architecture === "gpt2") return gpt2Forward(model, c, tokens);
-  if (c.architecture === "llama") return llamaForward(model, c, tokens);
+  if (c.architecture === "gpt2") return gpt2Forward(model, c, tokens, output);
+  if (c.architecture === "llama") return llamaForward(model, c, tokens, output);
   throw new Error(`hf-forward: unsupported architecture ${(c as { architecture: string }).architecture}`);
 }
