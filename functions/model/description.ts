@@ -1,66 +1,14 @@
 // The internal description of a model: what every importer produces and what the build
-// script, the manifest and the runtime agree on. A new family is a new `architecture`
-// value plus a loader that fills these fields; the runtime dispatches on `architecture`.
+// script, the manifest and the runtime agree on: a config (one per architecture, see arch/),
+// tensors named after GGUF's conventions, and the shapes they share.
 
 import type { QuantDType } from "../../kernels/quant";
+import type { ModelConfig } from "./arch/index";
 
-export type Architecture = "llama" | "gpt2";
-
-/** How rotary embeddings pair up the dimensions of a head. */
-export type RopeLayout =
-  /** llama2.c / Meta: pairs (0,1), (2,3), ... */
-  | "interleaved"
-  /** Hugging Face rotate_half: pairs (i, i + headSize/2). */
-  | "half";
-
-export interface LlamaConfig {
-  architecture: "llama";
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  vocabSize: number;
-  /** Maximum context length in tokens. */
-  seqLen: number;
-  normEps: number;
-  ropeTheta: number;
-  ropeLayout: RopeLayout;
-  /** The classifier reuses the token embedding matrix. */
-  tiedEmbeddings: boolean;
-  /** q, k and v projections carry a bias (Qwen2): blk.N.attn_{q,k,v}.bias. */
-  attentionBias?: boolean;
-  /** Llama 3's frequency-dependent RoPE scaling (rope_scaling.rope_type == "llama3"). */
-  ropeScaling?: Llama3RopeScaling | null;
-  /** Mistral-style sliding-window attention: each token sees at most this many positions. */
-  slidingWindow?: number | null;
-}
-
-export interface Llama3RopeScaling {
-  type: "llama3";
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
-
-/**
- * GPT-2 (and distilgpt2): learned positions, LayerNorm with bias, GELU (tanh) MLP, fused qkv,
- * every linear layer with a bias, classifier tied to the token embedding.
- */
-export interface Gpt2Config {
-  architecture: "gpt2";
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  vocabSize: number;
-  seqLen: number;
-  normEps: number;
-  tiedEmbeddings: true;
-}
-
-export type ModelConfig = LlamaConfig | Gpt2Config;
+// Each architecture's config lives in its spec (arch/), which also lists its tensors.
+export type { Architecture, ModelConfig } from "./arch/index";
+export type { Llama3RopeScaling, LlamaConfig, RopeLayout } from "./arch/llama";
+export type { Gpt2Config } from "./arch/gpt2";
 
 /**
  * One tensor as an importer hands it over: f32, row-major. Matrices are [rows, cols]

@@ -16,6 +16,7 @@
 //                        what an unexpired one names)
 
 import { DTYPES as DTYPE_LIST, type DType } from "../../kernels/quant";
+import { checkTensors, isArchitecture } from "./arch/index";
 import type { ModelConfig } from "./description";
 
 export const MANIFEST_FORMAT = "edgeinfer/manifest";
@@ -132,7 +133,6 @@ export class ManifestError extends Error {}
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const DTYPES = new Set<string>(DTYPE_LIST);
-const ARCHITECTURES = new Set(["llama", "gpt2"]);
 
 /** Parses and checks a manifest read from KV; any inconsistency is a ManifestError. */
 export function parseManifest(text: string): Manifest {
@@ -149,7 +149,7 @@ export function parseManifest(text: string): Manifest {
   if (typeof m !== "object" || m === null) fail("is not an object");
   if (m.format !== MANIFEST_FORMAT) fail(`has format ${JSON.stringify(m.format)}, expected ${MANIFEST_FORMAT}`);
   if (m.version !== MANIFEST_VERSION) fail(`has version ${JSON.stringify(m.version)}, this Worker reads ${MANIFEST_VERSION}`);
-  if (!ARCHITECTURES.has(m.architecture)) fail(`names unknown architecture ${JSON.stringify(m.architecture)}`);
+  if (!isArchitecture(m.architecture)) fail(`names unknown architecture ${JSON.stringify(m.architecture)}`);
   if (!DTYPES.has(m.quant) && !["mixed", "q4_k_m", "q5_k_m"].includes(m.quant)) fail(`names unknown quant ${JSON.stringify(m.quant)}`);
   if (m.kvCacheDtype !== "f32" && m.kvCacheDtype !== "f16") fail(`names unknown kvCacheDtype ${JSON.stringify(m.kvCacheDtype)}`);
   if (!m.config || m.config.architecture !== m.architecture) fail("config does not match its architecture");
@@ -165,6 +165,12 @@ export function parseManifest(text: string): Manifest {
   for (const t of m.tensors) {
     if (!DTYPES.has(t.dtype)) fail(`tensor ${t.name} has unknown dtype ${JSON.stringify(t.dtype)}`);
     if (t.offset < 0 || t.offset + t.bytes > m.weights.bytes) fail(`tensor ${t.name} lies outside the weights`);
+  }
+  // exactly the tensors the architecture's spec lists for this config, each of its shape
+  try {
+    checkTensors(m.config, m.tensors);
+  } catch (e) {
+    fail(`tensor index does not match the ${m.architecture} architecture: ${(e as Error).message}`);
   }
   return m;
 }

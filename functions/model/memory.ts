@@ -2,7 +2,8 @@
 // build script refuses models that do not fit; the runtime allocates exactly this plan.
 
 import { activationFormat, activationRowBytes, rowBytes, type DType } from "../../kernels/quant";
-import { headSize, kvDim, type ModelConfig } from "./description";
+import { specFor } from "./arch/index";
+import { kvDim, type ModelConfig } from "./description";
 import type { MemoryPlan, TokenizerKind } from "./manifest";
 
 const MiB = 1024 * 1024;
@@ -35,7 +36,8 @@ export interface ScratchBuffer {
  * loaded model gets from spare memory brings its row (see perSequenceBytes). `weightDtypes` are
  * the dtypes of its matrices: each activation format they multiply with (activationFormat) gets
  * its own buffer, so one input quantized for several formats (q, k, v of different dtypes in a
- * mixed GGUF file) is quantized once per format. "xq" (q8_0) is always there.
+ * mixed GGUF file) is quantized once per format. "xq" (q8_0) is always there. The architecture's
+ * spec adds its own (Llama's q, k, v and RoPE table; GPT-2's fused qkv).
  */
 export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logitRows = 1, weightDtypes: readonly DType[] = []): ScratchBuffer[] {
   const f32 = 4;
@@ -55,18 +57,8 @@ export function scratchBuffers(config: ModelConfig, chunk = PREFILL_CHUNK, logit
   // q8_1 for q4_1 / q5_1 (36 bytes per 32 values), q8_K for the K-quants (292 per 256)
   if (formats.has("q8_1")) common.push({ name: "xq8_1", bytes: chunk * activationRowBytes("q8_1", widest) });
   if (formats.has("q8_k")) common.push({ name: "xq8_k", bytes: chunk * activationRowBytes("q8_k", widest) });
-  if (config.architecture === "gpt2") {
-    return [...common, { name: "qkv", bytes: chunk * 3 * dim * f32 }];
-  }
-  return [
-    ...common,
-    // also holds one token's q, k and v end to end (the fused decode product)
-    { name: "q", bytes: Math.max(chunk * dim, dim + 2 * kvDim(config)) * f32 },
-    { name: "k", bytes: chunk * kvDim(config) * f32 },
-    { name: "v", bytes: chunk * kvDim(config) * f32 },
-    { name: "hb2", bytes: chunk * hiddenDim * f32 },
-    { name: "rope", bytes: seqLen * headSize(config) * f32 },
-  ];
+  // and what the architecture's forward pass needs beyond these (its spec)
+  return [...common, ...specFor(config).scratch(config, chunk)];
 }
 
 /** What one more concurrent sequence costs beyond the plan: its KV cache and its logits row. */

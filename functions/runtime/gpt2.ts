@@ -4,7 +4,8 @@
 // classifier tied to the token embedding.
 
 import type { Kernels, Ptr } from "../../kernels/index";
-import { tensorNames, type Gpt2Config } from "../model/description";
+import { gpt2Spec } from "../model/arch/gpt2";
+import type { Gpt2Config } from "../model/description";
 import type { Manifest } from "../model/manifest";
 import { checkStep, forwardAlone, ModelMemory, stepOutputs, type CausalLm, type KvCache, type Matrix, type OnHidden, type OnLogits, type StepItem } from "./weights";
 
@@ -31,35 +32,33 @@ export class Gpt2Model implements CausalLm {
   private readonly positionEmbedding: Matrix;
   private readonly outputNorm: Ptr;
   private readonly outputNormBias: Ptr;
-  private readonly layers: Gpt2Layer[] = [];
+  private readonly layers: Gpt2Layer[];
 
   constructor(kernels: Kernels, manifest: Manifest, weightsPtr: Ptr, logitRows = 1) {
     if (manifest.config.architecture !== "gpt2") throw new Error(`Gpt2Model cannot run architecture ${manifest.config.architecture}`);
     this.config = manifest.config;
     this.k = kernels;
     const m = (this.mem = new ModelMemory(kernels, manifest, weightsPtr, logitRows));
-    const { dim, hiddenDim, vocabSize, seqLen, nLayers } = this.config;
-    this.tokenEmbedding = m.matrix(tensorNames.tokenEmbedding, vocabSize, dim);
-    this.positionEmbedding = m.matrix(tensorNames.positionEmbedding, seqLen, dim);
-    this.outputNorm = m.vector(tensorNames.outputNorm, dim);
-    this.outputNormBias = m.vector(tensorNames.outputNormBias, dim);
-    for (let l = 0; l < nLayers; l++) {
-      const n = tensorNames.gpt2Layer(l);
-      this.layers.push({
-        attnNorm: m.vector(n.attnNorm, dim),
-        attnNormBias: m.vector(n.attnNormBias, dim),
-        wqkv: m.matrix(n.wqkv, 3 * dim, dim),
-        bqkv: m.vector(n.bqkv, 3 * dim),
-        wo: m.matrix(n.wo, dim, dim),
-        bo: m.vector(n.bo, dim),
-        ffnNorm: m.vector(n.ffnNorm, dim),
-        ffnNormBias: m.vector(n.ffnNormBias, dim),
-        wUp: m.matrix(n.wUp, hiddenDim, dim),
-        bUp: m.vector(n.bUp, hiddenDim),
-        wDown: m.matrix(n.wDown, dim, hiddenDim),
-        bDown: m.vector(n.bDown, dim),
-      });
-    }
+    // every tensor as the architecture's spec lists it (functions/model/arch/gpt2.ts)
+    const weights = m.specWeights(gpt2Spec);
+    this.tokenEmbedding = weights.model.matrices.tokenEmbedding;
+    this.positionEmbedding = weights.model.matrices.positionEmbedding;
+    this.outputNorm = weights.model.vectors.outputNorm;
+    this.outputNormBias = weights.model.vectors.outputNormBias;
+    this.layers = weights.layers.map(({ matrices: w, vectors: v }) => ({
+      attnNorm: v.attnNorm,
+      attnNormBias: v.attnNormBias,
+      wqkv: w.wqkv,
+      bqkv: v.bqkv,
+      wo: w.wo,
+      bo: v.bo,
+      ffnNorm: v.ffnNorm,
+      ffnNormBias: v.ffnNormBias,
+      wUp: w.wUp,
+      bUp: v.bUp,
+      wDown: w.wDown,
+      bDown: v.bDown,
+    }));
   }
 
   allocateCache(): KvCache {

@@ -5,9 +5,10 @@
 // every weight row is read once per step.
 
 import type { Kernels, Ptr } from "../../kernels/index";
-import { headSize, kvDim, tensorNames, type LlamaConfig } from "../model/description";
+import { llamaSpec } from "../model/arch/llama";
+import { headSize, kvDim, type LlamaConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
-import { checkStep, forwardAlone, fuseMatrices, ModelMemory, stepOutputs, type CausalLm, type KvCache, type Matrix, type OnHidden, type OnLogits, type StepItem } from "./weights";
+import { checkStep, forwardAlone, ModelMemory, stepOutputs, type CausalLm, type KvCache, type Matrix, type OnHidden, type OnLogits, type StepItem } from "./weights";
 
 interface LayerWeights {
   /** Qwen2's q/k/v biases, when the model has them. */
@@ -50,31 +51,25 @@ export class LlamaModel implements CausalLm {
     this.cacheDtype = manifest.kvCacheDtype;
     this.hs = headSize(this.config);
     this.kvDim = kvDim(this.config);
-    const m = this.mem;
-    const { dim, hiddenDim, vocabSize, nLayers } = this.config;
-    this.embedding = m.matrix(tensorNames.tokenEmbedding, vocabSize, dim);
-    this.classifier = this.config.tiedEmbeddings ? this.embedding : m.matrix(tensorNames.output, vocabSize, dim);
-    this.outputNorm = m.vector(tensorNames.outputNorm, dim);
-    this.layers = [];
-    for (let l = 0; l < nLayers; l++) {
-      const n = tensorNames.layer(l);
-      const wq = m.matrix(n.wq, dim, dim), wk = m.matrix(n.wk, this.kvDim, dim), wv = m.matrix(n.wv, this.kvDim, dim);
-      const wGate = m.matrix(n.wGate, hiddenDim, dim), wUp = m.matrix(n.wUp, hiddenDim, dim);
-      this.layers.push({
-        bias: this.config.attentionBias ? { q: m.vector(n.bq, dim), k: m.vector(n.bk, this.kvDim), v: m.vector(n.bv, this.kvDim) } : null,
-        attnNorm: m.vector(n.attnNorm, dim),
-        wq,
-        wk,
-        wv,
-        wqkv: fuseMatrices([wq, wk, wv]),
-        wo: m.matrix(n.wo, dim, dim),
-        ffnNorm: m.vector(n.ffnNorm, dim),
-        wGate,
-        wDown: m.matrix(n.wDown, dim, hiddenDim),
-        wUp,
-        wGateUp: fuseMatrices([wGate, wUp]),
-      });
-    }
+    // every tensor as the architecture's spec lists it (functions/model/arch/llama.ts)
+    const weights = this.mem.specWeights(llamaSpec);
+    this.embedding = weights.model.matrices.tokenEmbedding;
+    this.classifier = this.config.tiedEmbeddings ? this.embedding : weights.model.matrices.output;
+    this.outputNorm = weights.model.vectors.outputNorm;
+    this.layers = weights.layers.map(({ matrices: w, vectors: v, fused }) => ({
+      bias: this.config.attentionBias ? { q: v.bq, k: v.bk, v: v.bv } : null,
+      attnNorm: v.attnNorm,
+      wq: w.wq,
+      wk: w.wk,
+      wv: w.wv,
+      wqkv: fused.wqkv,
+      wo: w.wo,
+      ffnNorm: v.ffnNorm,
+      wGate: w.wGate,
+      wDown: w.wDown,
+      wUp: w.wUp,
+      wGateUp: fused.wGateUp,
+    }));
     this.fillRopeTable();
   }
 

@@ -1,8 +1,10 @@
-// What every model family shares: finding its tensors in wasm memory by manifest name, the
-// linear layer over any weight dtype, the per-sequence KV cache and the working buffers.
+// What every model family shares: finding its tensors in wasm memory by manifest name (all of
+// them at once from the architecture's spec), the linear layer over any weight dtype, the
+// per-sequence KV cache and the working buffers.
 
 import type { Kernels, Ptr } from "../../kernels/index";
 import { activationFormat, rowBytes, type ActivationFormat, type DType } from "../../kernels/quant";
+import type { ArchitectureSpec } from "../model/arch/index";
 import { kvDim as kvDimOf, type ModelConfig } from "../model/description";
 import type { Manifest } from "../model/manifest";
 import { kvCacheBytes, PREFILL_CHUNK, scratchBuffers } from "../model/memory";
@@ -146,6 +148,22 @@ export function fuseMatrices(ms: Matrix[]): Matrix | null {
   return { ptr: first.ptr, dtype: first.dtype, cols: first.cols, rows: ms.reduce((r, m) => r + m.rows, 0), packed: true };
 }
 
+/**
+ * Tensors by the role the architecture's spec gives them: matrices (2-D) and vectors (f32, 1-D),
+ * and per layer each fusion group as one matrix when it can be (null when not).
+ */
+export interface WeightGroup {
+  matrices: Record<string, Matrix>;
+  vectors: Record<string, Ptr>;
+  fused: Record<string, Matrix | null>;
+}
+
+/** A model's weights as its spec lists them: the model's own, and each layer's. */
+export interface SpecWeights {
+  model: WeightGroup;
+  layers: WeightGroup[];
+}
+
 /** One sequence's keys and values, [layer][position][kvDim], in f32 or f16. */
 export class KvCache {
   constructor(
@@ -208,6 +226,25 @@ export class ModelMemory {
       this.packed.set(name, packed);
     }
     return { ptr, dtype: t.dtype, rows, cols, packed };
+  }
+
+  /**
+   * Every tensor the architecture's spec lists for this model's config, by role, each checked
+   * against its shape; matrices repacked (see `matrix`), fusion groups fused where they can be.
+   */
+  specWeights(spec: ArchitectureSpec<ModelConfig>): SpecWeights {
+    const group = (): WeightGroup => ({ matrices: {}, vectors: {}, fused: {} });
+    const model = group();
+    const layers = Array.from({ length: this.manifest.config.nLayers }, group);
+    for (const t of spec.tensors(this.manifest.config)) {
+      const g = t.layer === null ? model : layers[t.layer];
+      if (t.shape.length === 2) g.matrices[t.role] = this.matrix(t.name, t.shape[0], t.shape[1]);
+      else g.vectors[t.role] = this.vector(t.name, t.shape[0]);
+    }
+    for (const g of layers) {
+      for (const [name, roles] of Object.entries(spec.fusions)) g.fused[name] = fuseMatrices(roles.map((r) => g.matrices[r]));
+    }
+    return { model, layers };
   }
 
   vector(name: string, n: number): Ptr {

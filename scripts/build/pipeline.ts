@@ -3,6 +3,7 @@
 // the caller's business.
 
 import type { DType } from "../../kernels/quant";
+import { checkTensors, specTensors } from "../../functions/model/arch/index";
 import type { ImportedTensor, ModelConfig } from "../../functions/model/description";
 import { sha256Hex } from "../../functions/model/hash";
 import {
@@ -91,34 +92,15 @@ export function manifestQuant(quant: BuildQuant, matrixDtypes: DType[]): Manifes
   return kinds.size === 0 ? "f32" : "mixed";
 }
 
-/** Where each per-layer tensor goes within its layer (names of other roles keep their input order, after these). */
-const LAYER_ORDER = [
-  "attn_norm.weight", "attn_norm.bias",
-  // q, k, v back to back: decode multiplies by them as one matrix (functions/runtime/weights.ts fuseMatrices)
-  "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
-  "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_norm.bias",
-  // gate and up back to back, likewise
-  "ffn_gate.weight", "ffn_up.weight", "ffn_up.bias", "ffn_down.weight", "ffn_down.bias",
-];
-
 /**
  * The tensors in the order the weights blob stores them, whatever order the importer produced:
- * the token embedding and other global tensors first, then layer by layer in LAYER_ORDER, then
- * the output norm and classifier. Stable: anything unlisted keeps its relative order.
+ * the architecture spec's order (functions/model/arch/), which puts each fusion group (q, k, v;
+ * gate and up) back to back. Tensors must be exactly the spec's for `config`: one it lacks, or
+ * one missing or of another shape, is refused naming it.
  */
-export function storageOrder(tensors: ImportedTensor[]): ImportedTensor[] {
-  const last = new Set(["output_norm.weight", "output_norm.bias", "output.weight"]);
-  const key = (t: ImportedTensor, i: number): [number, number, number] => {
-    const m = /^blk\.(\d+)\.(.+)$/.exec(t.name);
-    if (m) {
-      const role = LAYER_ORDER.indexOf(m[2]);
-      return [1, Number(m[1]), role < 0 ? LAYER_ORDER.length + i : role];
-    }
-    return [last.has(t.name) ? 2 : 0, 0, i];
-  };
-  const keyed = tensors.map((t, i) => ({ t, k: key(t, i) }));
-  keyed.sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.k[2] - b.k[2]);
-  return keyed.map((x) => x.t);
+export function storageOrder<T extends Pick<ImportedTensor, "name" | "shape">>(tensors: T[], config: ModelConfig): T[] {
+  const byName = checkTensors(config, tensors);
+  return specTensors(config).map((t) => byName.get(t.name)!);
 }
 
 export async function buildArtifacts(input: BuildInput, options: BuildOptions): Promise<BuildArtifacts> {
@@ -132,7 +114,7 @@ export async function buildArtifacts(input: BuildInput, options: BuildOptions): 
     if (!Number.isInteger(options.contextLength) || options.contextLength < 1) throw new Error("context length must be a positive integer");
     config.seqLen = Math.min(config.seqLen, options.contextLength);
   }
-  const tensors = storageOrder(input.tensors);
+  const tensors = storageOrder(input.tensors, config);
   const dtypes = buildDtypes(tensors, options.quant, config);
   const quant = manifestQuant(options.quant, dtypes.filter((_, i) => tensors[i]!.shape.length === 2));
   const kvCacheDtype = options.kvCacheDtype ?? defaultCacheDtype(quant);

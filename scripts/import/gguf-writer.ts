@@ -13,6 +13,7 @@
 // Quantization uses kernels/quant.ts (ggml's quantize_row_*_ref, byte for byte).
 
 import type { ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
+import { specTensors } from "../../functions/model/arch/index";
 import { tensorNames } from "../../functions/model/description";
 import { QK, QUANT_FORMATS, isQuantized, quantize, toF16, type QuantDType } from "../../kernels/quant";
 import { storedDtype } from "../build/quantize";
@@ -314,12 +315,7 @@ export function writeGguf(model: { config: ModelConfig; tensors: ImportedTensor[
       u32("attention.head_count", c.nHeads),
       f32("attention.layer_norm_epsilon", c.normEps),
     );
-    out.push(get(tensorNames.tokenEmbedding), get(tensorNames.positionEmbedding));
-    for (let l = 0; l < c.nLayers; l++) {
-      const n = tensorNames.gpt2Layer(l);
-      for (const k of ["attnNorm", "attnNormBias", "wqkv", "bqkv", "wo", "bo", "ffnNorm", "ffnNormBias", "wUp", "bUp", "wDown", "bDown"] as const) out.push(get(n[k]));
-    }
-    out.push(get(tensorNames.outputNorm), get(tensorNames.outputNormBias));
+    for (const t of specTensors(c)) out.push(get(t.name));
     // convert_hf_to_gguf.py GPT2Model: "GPT2 output is tied to (same as) wte in original model"
     out.push({ ...get(tensorNames.tokenEmbedding), name: tensorNames.output });
   } else {
@@ -342,30 +338,18 @@ export function writeGguf(model: { config: ModelConfig; tensors: ImportedTensor[
     );
     if (arch === "llama") kvs.push(u32("rope.dimension_count", hs));
     if (c.slidingWindow) kvs.push(u32("attention.sliding_window", c.slidingWindow));
-    out.push(get(tensorNames.tokenEmbedding));
-    if (c.ropeScaling) {
-      if (arch !== "llama") throw new Error(`Llama 3 rope scaling can only be written for GGUF architecture llama`);
-      out.push({ name: "rope_freqs.weight", shape: [hs / 2], data: llama3RopeFreqs(c.ropeScaling, c.ropeTheta, hs) });
-    }
-    for (let l = 0; l < c.nLayers; l++) {
-      const n = tensorNames.layer(l);
-      const wq = get(n.wq);
-      const wk = get(n.wk);
-      out.push(get(n.attnNorm));
-      out.push({ name: n.wq, shape: wq.shape, data: reorder(wq.data, c.nHeads, c.dim, c.dim) });
-      out.push({ name: n.wk, shape: wk.shape, data: reorder(wk.data, c.nKvHeads, kv, c.dim) });
-      out.push(get(n.wv));
-      if (c.attentionBias) {
-        const bq = get(n.bq);
-        const bk = get(n.bk);
-        out.push({ name: n.bq, shape: bq.shape, data: reorder(bq.data, c.nHeads, c.dim, 1) });
-        out.push({ name: n.bk, shape: bk.shape, data: reorder(bk.data, c.nKvHeads, kv, 1) });
-        out.push(get(n.bv));
+    // the spec's tensors in its order; q and k (and their biases) in the file's RoPE layout, and
+    // Llama 3's rope_freqs after the embedding, as llama.cpp's converter writes them
+    const heads: Record<string, [number, number, number]> = { wq: [c.nHeads, c.dim, c.dim], wk: [c.nKvHeads, kv, c.dim], bq: [c.nHeads, c.dim, 1], bk: [c.nKvHeads, kv, 1] };
+    for (const t of specTensors(c)) {
+      const tensor = get(t.name);
+      const h = heads[t.role];
+      out.push(h ? { name: t.name, shape: tensor.shape, data: reorder(tensor.data, ...h) } : tensor);
+      if (t.role === "tokenEmbedding" && c.ropeScaling) {
+        if (arch !== "llama") throw new Error(`Llama 3 rope scaling can only be written for GGUF architecture llama`);
+        out.push({ name: "rope_freqs.weight", shape: [hs / 2], data: llama3RopeFreqs(c.ropeScaling, c.ropeTheta, hs) });
       }
-      out.push(get(n.wo), get(n.ffnNorm), get(n.wGate), get(n.wUp), get(n.wDown));
     }
-    out.push(get(tensorNames.outputNorm));
-    if (!c.tiedEmbeddings) out.push(get(tensorNames.output));
   }
   const tensors = out.map((t) => encodeTensor(t, opts.quant, model.config));
   kvs.push({ key: "general.file_type", type: GgufType.UINT32, value: FILE_TYPE[opts.quant] });

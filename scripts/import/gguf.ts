@@ -30,6 +30,7 @@
 
 import { TextDecoder as NodeTextDecoder } from "node:util";
 import type { Gpt2Config, ImportedTensor, Llama3RopeScaling, LlamaConfig, ModelConfig } from "../../functions/model/description";
+import { specTensors } from "../../functions/model/arch/index";
 import { tensorNames } from "../../functions/model/description";
 import { dequantize, f16BitsToF32, QUANT_FORMATS, type QuantDType } from "../../kernels/quant";
 import { type ByteSource, FileSource, MemorySource } from "./safetensors";
@@ -626,32 +627,9 @@ function gpt2Config(meta: Meta, infos: Map<string, GgufTensorInfo>, where: strin
   };
 }
 
-/** Expected tensors (name -> shape) of a config, in file-independent order. */
+/** Expected tensors (name -> shape) of a config: its architecture's spec. */
 function expectedTensors(c: ModelConfig): Map<string, number[]> {
-  const out = new Map<string, number[]>();
-  const d = c.dim;
-  out.set(tensorNames.tokenEmbedding, [c.vocabSize, d]);
-  if (c.architecture === "gpt2") {
-    out.set(tensorNames.positionEmbedding, [c.seqLen, d]);
-    for (let l = 0; l < c.nLayers; l++) {
-      const n = tensorNames.gpt2Layer(l);
-      out.set(n.attnNorm, [d]).set(n.attnNormBias, [d]).set(n.wqkv, [3 * d, d]).set(n.bqkv, [3 * d]);
-      out.set(n.wo, [d, d]).set(n.bo, [d]).set(n.ffnNorm, [d]).set(n.ffnNormBias, [d]);
-      out.set(n.wUp, [c.hiddenDim, d]).set(n.bUp, [c.hiddenDim]).set(n.wDown, [d, c.hiddenDim]).set(n.bDown, [d]);
-    }
-    out.set(tensorNames.outputNorm, [d]).set(tensorNames.outputNormBias, [d]);
-    return out;
-  }
-  const kv = (d / c.nHeads) * c.nKvHeads;
-  for (let l = 0; l < c.nLayers; l++) {
-    const n = tensorNames.layer(l);
-    out.set(n.attnNorm, [d]).set(n.wq, [d, d]).set(n.wk, [kv, d]).set(n.wv, [kv, d]);
-    if (c.attentionBias) out.set(n.bq, [d]).set(n.bk, [kv]).set(n.bv, [kv]);
-    out.set(n.wo, [d, d]).set(n.ffnNorm, [d]).set(n.wGate, [c.hiddenDim, d]).set(n.wDown, [d, c.hiddenDim]).set(n.wUp, [c.hiddenDim, d]);
-  }
-  out.set(tensorNames.outputNorm, [d]);
-  if (!c.tiedEmbeddings) out.set(tensorNames.output, [c.vocabSize, d]);
-  return out;
+  return new Map(specTensors(c).map((t) => [t.name, t.shape]));
 }
 
 /** Read one tensor's data as f32 (+ its blocks when quantized). `rows` limits the rows read. */

@@ -14,7 +14,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Gpt2Config, ImportedTensor, Llama3RopeScaling, LlamaConfig, ModelConfig } from "../../functions/model/description";
-import { tensorNames } from "../../functions/model/description";
+import { specTensors } from "../../functions/model/arch/index";
 import { SafetensorsModel } from "./safetensors";
 
 export const SUPPORTED_HF_MODEL_TYPES = ["llama", "mistral", "qwen2", "gpt2"] as const;
@@ -310,32 +310,75 @@ function transpose(data: Float32Array, stored: number[]): Float32Array {
   return out;
 }
 
+/**
+ * Where each tensor of an architecture's spec sits in a Hugging Face checkpoint, by its role
+ * ("{l}" is the layer). `transposed`: Conv1D weights stored [in, out]; `firstRows`: tables cut to
+ * the spec's rows (GPT-2's positions under a shortened context).
+ */
+interface HfNames {
+  names: Record<string, string>;
+  transposed?: ReadonlySet<string>;
+  firstRows?: ReadonlySet<string>;
+}
+
+const LLAMA_HF: HfNames = {
+  names: {
+    tokenEmbedding: "model.embed_tokens.weight",
+    attnNorm: "model.layers.{l}.input_layernorm.weight",
+    wq: "model.layers.{l}.self_attn.q_proj.weight",
+    wk: "model.layers.{l}.self_attn.k_proj.weight",
+    wv: "model.layers.{l}.self_attn.v_proj.weight",
+    bq: "model.layers.{l}.self_attn.q_proj.bias",
+    bk: "model.layers.{l}.self_attn.k_proj.bias",
+    bv: "model.layers.{l}.self_attn.v_proj.bias",
+    wo: "model.layers.{l}.self_attn.o_proj.weight",
+    ffnNorm: "model.layers.{l}.post_attention_layernorm.weight",
+    wGate: "model.layers.{l}.mlp.gate_proj.weight",
+    wUp: "model.layers.{l}.mlp.up_proj.weight",
+    wDown: "model.layers.{l}.mlp.down_proj.weight",
+    outputNorm: "model.norm.weight",
+    output: "lm_head.weight",
+  },
+};
+
+const GPT2_HF: HfNames = {
+  names: {
+    tokenEmbedding: "wte.weight",
+    positionEmbedding: "wpe.weight",
+    attnNorm: "h.{l}.ln_1.weight",
+    attnNormBias: "h.{l}.ln_1.bias",
+    wqkv: "h.{l}.attn.c_attn.weight",
+    bqkv: "h.{l}.attn.c_attn.bias",
+    wo: "h.{l}.attn.c_proj.weight",
+    bo: "h.{l}.attn.c_proj.bias",
+    ffnNorm: "h.{l}.ln_2.weight",
+    ffnNormBias: "h.{l}.ln_2.bias",
+    wUp: "h.{l}.mlp.c_fc.weight",
+    bUp: "h.{l}.mlp.c_fc.bias",
+    wDown: "h.{l}.mlp.c_proj.weight",
+    bDown: "h.{l}.mlp.c_proj.bias",
+    outputNorm: "ln_f.weight",
+    outputNormBias: "ln_f.bias",
+  },
+  transposed: new Set(["wqkv", "wo", "wUp", "wDown"]),
+  firstRows: new Set(["positionEmbedding"]),
+};
+
+/** Takes every tensor the spec lists for `config`, from where `hf` says it is. */
+function takeSpec(t: TensorTaker, config: ModelConfig, hf: HfNames): void {
+  for (const s of specTensors(config)) {
+    const name = hf.names[s.role];
+    if (name === undefined) throw new Error(`no Hugging Face name for tensor ${s.name} (role ${s.role}) of architecture ${config.architecture}`);
+    const full = name.replace("{l}", String(s.layer));
+    if (hf.firstRows?.has(s.role)) t.takeRows(full, s.name, s.shape[0]!, s.shape[1]!);
+    else t.take(full, s.name, s.shape, hf.transposed?.has(s.role) ? transpose : undefined);
+  }
+}
+
 function llamaTensors(w: SafetensorsModel, c: LlamaConfig): ImportedTensor[] {
   const t = new TensorTaker(w);
-  const hs = c.dim / c.nHeads;
-  const kv = hs * c.nKvHeads;
-  t.take("model.embed_tokens.weight", tensorNames.tokenEmbedding, [c.vocabSize, c.dim]);
-  for (let l = 0; l < c.nLayers; l++) {
-    const n = tensorNames.layer(l);
-    const p = `model.layers.${l}.`;
-    t.take(`${p}input_layernorm.weight`, n.attnNorm, [c.dim]);
-    t.take(`${p}self_attn.q_proj.weight`, n.wq, [c.dim, c.dim]);
-    t.take(`${p}self_attn.k_proj.weight`, n.wk, [kv, c.dim]);
-    t.take(`${p}self_attn.v_proj.weight`, n.wv, [kv, c.dim]);
-    if (c.attentionBias) {
-      t.take(`${p}self_attn.q_proj.bias`, n.bq, [c.dim]);
-      t.take(`${p}self_attn.k_proj.bias`, n.bk, [kv]);
-      t.take(`${p}self_attn.v_proj.bias`, n.bv, [kv]);
-    }
-    t.take(`${p}self_attn.o_proj.weight`, n.wo, [c.dim, c.dim]);
-    t.take(`${p}post_attention_layernorm.weight`, n.ffnNorm, [c.dim]);
-    t.take(`${p}mlp.gate_proj.weight`, n.wGate, [c.hiddenDim, c.dim]);
-    t.take(`${p}mlp.up_proj.weight`, n.wUp, [c.hiddenDim, c.dim]);
-    t.take(`${p}mlp.down_proj.weight`, n.wDown, [c.dim, c.hiddenDim]);
-  }
-  t.take("model.norm.weight", tensorNames.outputNorm, [c.dim]);
-  if (!c.tiedEmbeddings) t.take("lm_head.weight", tensorNames.output, [c.vocabSize, c.dim]);
-  else if (w.has("lm_head.weight")) t.markIgnored("lm_head.weight"); // tied: transformers ignores a stored copy
+  takeSpec(t, c, LLAMA_HF);
+  if (c.tiedEmbeddings && w.has("lm_head.weight")) t.markIgnored("lm_head.weight"); // tied: transformers ignores a stored copy
   // rotary_emb.inv_freq buffers appear in older checkpoints; they are recomputed from the config.
   t.checkAllUsed((name) => name.endsWith(".rotary_emb.inv_freq"));
   return t.out;
@@ -344,28 +387,7 @@ function llamaTensors(w: SafetensorsModel, c: LlamaConfig): ImportedTensor[] {
 function gpt2Tensors(w: SafetensorsModel, c: Gpt2Config): ImportedTensor[] {
   const prefix = w.has("transformer.wte.weight") ? "transformer." : "";
   const t = new TensorTaker(w, prefix);
-  const d = c.dim;
-  const h = c.hiddenDim;
-  t.take("wte.weight", tensorNames.tokenEmbedding, [c.vocabSize, d]);
-  t.takeRows("wpe.weight", tensorNames.positionEmbedding, c.seqLen, d);
-  for (let l = 0; l < c.nLayers; l++) {
-    const n = tensorNames.gpt2Layer(l);
-    const p = `h.${l}.`;
-    t.take(`${p}ln_1.weight`, n.attnNorm, [d]);
-    t.take(`${p}ln_1.bias`, n.attnNormBias, [d]);
-    t.take(`${p}attn.c_attn.weight`, n.wqkv, [3 * d, d], transpose);
-    t.take(`${p}attn.c_attn.bias`, n.bqkv, [3 * d]);
-    t.take(`${p}attn.c_proj.weight`, n.wo, [d, d], transpose);
-    t.take(`${p}attn.c_proj.bias`, n.bo, [d]);
-    t.take(`${p}ln_2.weight`, n.ffnNorm, [d]);
-    t.take(`${p}ln_2.bias`, n.ffnNormBias, [d]);
-    t.take(`${p}mlp.c_fc.weight`, n.wUp, [h, d], transpose);
-    t.take(`${p}mlp.c_fc.bias`, n.bUp, [h]);
-    t.take(`${p}mlp.c_proj.weight`, n.wDown, [d, h], transpose);
-    t.take(`${p}mlp.c_proj.bias`, n.bDown, [d]);
-  }
-  t.take("ln_f.weight", tensorNames.outputNorm, [d]);
-  t.take("ln_f.bias", tensorNames.outputNormBias, [d]);
+  takeSpec(t, c, GPT2_HF);
   // attn.bias / attn.masked_bias are causal-mask buffers; lm_head.weight is the tied wte.
   t.checkAllUsed((name) => /\.attn\.(masked_)?bias$/.test(name) || name === "lm_head.weight");
   return t.out;

@@ -17,6 +17,7 @@
 // nn.Linear layout), which is what the internal description wants.
 
 import type { ImportedTensor, LlamaConfig } from "../../functions/model/description";
+import { specTensors } from "../../functions/model/arch/index";
 import { tensorNames } from "../../functions/model/description";
 import type { ImportedModel } from "./types";
 
@@ -303,18 +304,12 @@ export function readLlama2cCheckpoint(bytes: Uint8Array, options: ReadOptions = 
     }
     offset += segmentBytes(s, h.groupSize);
   }
-  return { config: llama2cConfig(h), tensors: canonicalOrder(h, tensors) };
+  const config = llama2cConfig(h);
+  return { config, tensors: canonicalOrder(config, tensors) };
 }
 
-/** Emit tensors in one fixed order whatever the file layout: embedding, layers, final norm, output. */
-function canonicalOrder(h: Llama2cHeader, tensors: ImportedTensor[]): ImportedTensor[] {
+/** Emit tensors in one fixed order whatever the file layout: the architecture spec's storage order. */
+function canonicalOrder(config: LlamaConfig, tensors: ImportedTensor[]): ImportedTensor[] {
   const byName = new Map(tensors.map((t) => [t.name, t]));
-  const order: string[] = [tensorNames.tokenEmbedding];
-  for (let l = 0; l < h.nLayers; l++) {
-    const n = tensorNames.layer(l);
-    order.push(n.attnNorm, n.wq, n.wk, n.wv, n.wo, n.ffnNorm, n.wGate, n.wDown, n.wUp);
-  }
-  order.push(tensorNames.outputNorm);
-  if (!h.sharedClassifier) order.push(tensorNames.output);
-  return order.map((name) => byName.get(name)!);
+  return specTensors(config).map((t) => byName.get(t.name)!);
 }

@@ -1,7 +1,8 @@
 // What a checkpoint reader hands over: the internal model description (config) plus every
-// tensor as f32, named after `tensorNames` (GGUF conventions), matrices as [rows = out, cols = in].
+// tensor as f32, named after `tensorNames` (GGUF conventions), matrices as [rows = out, cols = in];
+// which tensors, of which shapes, is the architecture's spec (functions/model/arch/).
+import { checkTensors, specTensors } from "../../functions/model/arch/index";
 import type { ImportedTensor, LlamaConfig, ModelConfig } from "../../functions/model/description";
-import { kvDim, tensorNames } from "../../functions/model/description";
 
 /** Llama-family by default; importers of other families (GPT-2) return ImportedModel<ModelConfig>. */
 export interface ImportedModel<C extends ModelConfig = LlamaConfig> {
@@ -9,50 +10,32 @@ export interface ImportedModel<C extends ModelConfig = LlamaConfig> {
   tensors: ImportedTensor[];
 }
 
-/** The shape every tensor of a Llama model must have, in canonical order. */
+/** llama2.c's order within a layer (w1 = gate, w2 = down, w3 = up): the order random weights are drawn in. */
+const DRAW_ORDER = ["attnNorm", "wq", "wk", "wv", "bq", "bk", "bv", "wo", "ffnNorm", "wGate", "wDown", "wUp"];
+
+/**
+ * The shape every tensor of a Llama model must have (its architecture's spec), in llama2.c's
+ * order within each layer: random models are drawn in this order, so a seed keeps giving the
+ * same weights.
+ */
 export function expectedLlamaTensors(config: LlamaConfig): { name: string; shape: number[] }[] {
-  const { dim, hiddenDim, nLayers, vocabSize } = config;
-  const kv = kvDim(config);
-  const out: { name: string; shape: number[] }[] = [{ name: tensorNames.tokenEmbedding, shape: [vocabSize, dim] }];
-  for (let l = 0; l < nLayers; l++) {
-    const n = tensorNames.layer(l);
-    out.push(
-      { name: n.attnNorm, shape: [dim] },
-      { name: n.wq, shape: [dim, dim] },
-      { name: n.wk, shape: [kv, dim] },
-      { name: n.wv, shape: [kv, dim] },
-      { name: n.wo, shape: [dim, dim] },
-      { name: n.ffnNorm, shape: [dim] },
-      { name: n.wGate, shape: [hiddenDim, dim] },
-      { name: n.wDown, shape: [dim, hiddenDim] },
-      { name: n.wUp, shape: [hiddenDim, dim] },
-    );
-  }
-  out.push({ name: tensorNames.outputNorm, shape: [dim] });
-  if (!config.tiedEmbeddings) out.push({ name: tensorNames.output, shape: [vocabSize, dim] });
-  return out;
+  const rank = (role: string) => DRAW_ORDER.indexOf(role);
+  return specTensors(config)
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => (a.t.layer !== null && a.t.layer === b.t.layer ? rank(a.t.role) - rank(b.t.role) : a.i - b.i))
+    .map(({ t }) => ({ name: t.name, shape: t.shape }));
 }
 
 /**
- * Index a model's tensors by name and check that every tensor the config calls for is there
- * with the right shape and element count. Throws an Error naming the first problem.
+ * Index a model's tensors by name and check that every tensor its architecture's spec calls for
+ * is there with the right shape and element count (others are left out: writers take what they
+ * need). Throws an Error naming the first problem.
  */
-export function indexTensors(model: ImportedModel): Map<string, ImportedTensor> {
-  const byName = new Map<string, ImportedTensor>();
-  for (const t of model.tensors) {
-    if (byName.has(t.name)) throw new Error(`duplicate tensor ${t.name}`);
-    byName.set(t.name, t);
-  }
-  for (const want of expectedLlamaTensors(model.config)) {
-    const t = byName.get(want.name);
-    if (!t) throw new Error(`missing tensor ${want.name} (shape [${want.shape.join(", ")}])`);
-    if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
-      throw new Error(`tensor ${want.name} has shape [${t.shape.join(", ")}], expected [${want.shape.join(", ")}]`);
-    }
-    const numel = want.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== numel) {
-      throw new Error(`tensor ${want.name} holds ${t.data.length} values, its shape needs ${numel}`);
-    }
+export function indexTensors(model: ImportedModel<ModelConfig>): Map<string, ImportedTensor> {
+  const byName = checkTensors(model.config, model.tensors, "", true);
+  for (const t of byName.values()) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (t.data.length !== numel) throw new Error(`tensor ${t.name} holds ${t.data.length} values, its shape needs ${numel}`);
   }
   return byName;
 }

@@ -137,15 +137,23 @@ describe("fused q/k/v product", () => {
     expect(layers.every((l) => l.wqkv !== null && l.wGateUp !== null)).toBe(true);
   });
 
-  it("the storage order: embedding, then each layer (q, k, v together; gate, up together), then the output", () => {
-    const t = (name: string) => ({ name, shape: [1], data: new Float32Array(1) });
-    const names = ["output.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight", "blk.0.ffn_up.weight", "blk.0.attn_v.weight",
-      "blk.0.ffn_gate.weight", "blk.0.attn_q.weight", "output_norm.weight", "blk.0.attn_k.weight", "token_embd.weight", "blk.0.extra", "blk.1.ffn_gate.weight"];
-    expect(storageOrder(names.map(t)).map((x) => x.name)).toEqual([
+  it("the storage order: embedding, then each layer (q, k, v together; gate, up together), then the output; a tensor the spec lacks is refused", () => {
+    const config = { ...alignedModel().config, nLayers: 2, dim: 8, hiddenDim: 16, nHeads: 2, nKvHeads: 1, vocabSize: 4 };
+    const shapes: Record<string, number[]> = Object.fromEntries(randomLlamaModel(config, 3).tensors.map((x) => [x.name, x.shape]));
+    const t = (name: string) => ({ name, shape: shapes[name] ?? [1], data: new Float32Array(1) });
+    const names = ["output.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight", "blk.0.ffn_up.weight", "blk.0.attn_v.weight", "blk.0.attn_norm.weight",
+      "blk.0.ffn_gate.weight", "blk.0.attn_q.weight", "output_norm.weight", "blk.0.attn_k.weight", "token_embd.weight", "blk.1.ffn_gate.weight",
+      "blk.1.attn_output.weight", "blk.0.ffn_norm.weight", "blk.1.attn_q.weight", "blk.0.ffn_down.weight", "blk.1.attn_k.weight", "blk.1.attn_v.weight",
+      "blk.1.attn_norm.weight", "blk.1.ffn_norm.weight", "blk.0.attn_output.weight"];
+    expect(storageOrder(names.map(t), config).map((x) => x.name)).toEqual([
       "token_embd.weight",
-      "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.extra",
+      "blk.0.attn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_output.weight", "blk.0.ffn_norm.weight",
+      "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight",
+      "blk.1.attn_norm.weight", "blk.1.attn_q.weight", "blk.1.attn_k.weight", "blk.1.attn_v.weight", "blk.1.attn_output.weight", "blk.1.ffn_norm.weight",
       "blk.1.ffn_gate.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight",
-      "output.weight", "output_norm.weight",
+      "output_norm.weight", "output.weight",
     ]);
+    expect(() => storageOrder([...names, "blk.0.extra"].map(t), config)).toThrow(/unexpected tensor blk\.0\.extra/);
+    expect(() => storageOrder(names.filter((n) => n !== "blk.1.attn_v.weight").map(t), config)).toThrow(/missing tensor blk\.1\.attn_v\.weight/);
   });
 });
