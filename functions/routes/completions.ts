@@ -9,6 +9,7 @@ import { checkLogitBias } from "../api/sampling-request";
 import { prepareCompletion, PromptTokenError, promptText, ResponseFormatError, type CompletionInput, type PreparedCompletion } from "../runtime/completion";
 import type { LoadedModel } from "../runtime/loader";
 import type { ModelLease } from "../runtime/registry";
+import { workerStore } from "../store/worker";
 import type { AppContext } from "../app";
 import { CompletionLogprobsWriter } from "./logprobs";
 import { runToEnd, sseResponse, startGeneration, sumTokens, usage } from "./respond";
@@ -86,7 +87,7 @@ export async function leaseAndPrepare(
   const log = c.var.log;
   log.model = modelId;
   log.customer = c.var.customer ?? null;
-  const lease = await c.var.models.acquire(c.env.MODELS, modelId, c.var.modelPointerKey?.(modelId));
+  const lease = await c.var.models.acquire(workerStore(c.env), modelId, c.var.modelPointerKey?.(modelId));
   log.modelVersion = lease.model.manifestSha256;
   try {
     const resolved = typeof input === "function" ? input(lease.model) : input;

@@ -1,4 +1,4 @@
-// KV -> wasm memory. Reads a model's pointer and manifest, streams every shard straight into
+// Model store (Workers KV) -> wasm memory. Reads a model's pointer and manifest, streams every shard straight into
 // the weights region of a fresh kernel instance while hashing it, and only hands the model
 // out once every byte is verified. A failure drops the whole instance: nothing half-loaded
 // stays behind.
@@ -16,6 +16,7 @@ import {
 import { MODEL_MEMORY_BUDGET_BYTES, PREFILL_CHUNK, formatBytes, perSequenceBytes } from "../model/memory";
 import { Engine, type EngineOptions } from "./engine";
 import { POINTER_CACHE_TTL_S, SETTLED_CONTENT_CACHE_TTL_S } from "./consistency";
+import { getText, type ModelStore } from "../store/store";
 import { MissingDataError, ModelError } from "./errors";
 import { createModel } from "./models";
 import type { CausalLm, KvCache } from "./weights";
@@ -51,8 +52,8 @@ export interface LoadOptions {
 const SHARD_READS_IN_FLIGHT = 4;
 
 /** Which manifest a model id points at now, and the version before it. */
-export async function resolveModelPointer(kv: KVNamespace, id: string, pointerKey = kvKeys.modelPointer(id)): Promise<ModelPointer> {
-  const text = await kvRead(id, `pointer ${pointerKey}`, () => kv.get(pointerKey, { type: "text", cacheTtl: POINTER_CACHE_TTL_S }), 10_000);
+export async function resolveModelPointer(store: ModelStore, id: string, pointerKey = kvKeys.modelPointer(id)): Promise<ModelPointer> {
+  const text = await kvRead(id, `pointer ${pointerKey}`, () => getText(store, pointerKey, { cacheTtl: POINTER_CACHE_TTL_S }), 10_000);
   if (text === null) throw new ModelError("unknown_model", id, `The model '${id}' does not exist`);
   try {
     return parseModelPointer(text);
@@ -61,9 +62,9 @@ export async function resolveModelPointer(kv: KVNamespace, id: string, pointerKe
   }
 }
 
-export async function readManifest(kv: KVNamespace, id: string, manifestSha256: string, cacheTtl = SETTLED_CONTENT_CACHE_TTL_S): Promise<Manifest> {
+export async function readManifest(store: ModelStore, id: string, manifestSha256: string, cacheTtl = SETTLED_CONTENT_CACHE_TTL_S): Promise<Manifest> {
   const key = kvKeys.manifest(manifestSha256);
-  const text = await kvRead(id, `manifest ${key}`, () => kv.get(key, { type: "text", cacheTtl }), 10_000);
+  const text = await kvRead(id, `manifest ${key}`, () => getText(store, key, { cacheTtl }), 10_000);
   if (text === null) throw new MissingDataError(id, key, `model '${id}': manifest ${key} is missing from KV`);
   if ((await sha256Hex(text)) !== manifestSha256) throw new ModelError("load_failed", id, `model '${id}': manifest ${key} does not match its hash`);
   try {
@@ -75,8 +76,8 @@ export async function readManifest(kv: KVNamespace, id: string, manifestSha256: 
 }
 
 /** Loads the model `manifest` (read by readManifest) describes; `budgetBytes` is what is free now. */
-export async function loadModelFromKv(
-  kv: KVNamespace,
+export async function loadModelFromStore(
+  store: ModelStore,
   id: string,
   manifestSha256: string,
   manifest: Manifest,
@@ -92,11 +93,11 @@ export async function loadModelFromKv(
   const extra = perSequenceBytes(manifest.config, manifest.kvCacheDtype);
   const sequences = Math.max(1, Math.min(options.maxSequences ?? 8, 1 + Math.floor(Math.min(spare, budget / 4) / extra)));
   const cacheTtl = options.contentCacheTtl ?? SETTLED_CONTENT_CACHE_TTL_S;
-  const tokenizerPromise = loadTokenizer(kv, id, manifest, options.readTimeoutMs ?? 30_000, cacheTtl);
+  const tokenizerPromise = loadTokenizer(store, id, manifest, options.readTimeoutMs ?? 30_000, cacheTtl);
   // Keep a tokenizer failure from surfacing as an unhandled rejection while shards load.
   tokenizerPromise.catch(() => {});
   const { model, caches, kernels } = await instantiateModel(manifest, options.kernelsModule, sequences, (k, ptr) =>
-    copyShards(kv, id, manifest, k, ptr, options.readTimeoutMs ?? 30_000, cacheTtl),
+    copyShards(store, id, manifest, k, ptr, options.readTimeoutMs ?? 30_000, cacheTtl),
   ).catch((e) => {
     throw e instanceof ModelError ? e : new ModelError("load_failed", id, `model '${id}': ${(e as Error).message}`);
   });
@@ -136,12 +137,11 @@ export async function instantiateModel(
   return { model, caches, kernels };
 }
 
-async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, timeoutMs: number, cacheTtl: number): Promise<Tokenizer> {
+async function loadTokenizer(store: ModelStore, id: string, manifest: Manifest, timeoutMs: number, cacheTtl: number): Promise<Tokenizer> {
   const entry = manifest.tokenizer;
   const key = kvKeys.tokenizer(entry.sha256);
-  const buffer = await kvRead(id, `tokenizer ${key}`, () => kv.get(key, { type: "arrayBuffer", cacheTtl }), timeoutMs);
-  if (buffer === null) throw new MissingDataError(id, key, `model '${id}': tokenizer ${key} is missing from KV`);
-  const bytes = new Uint8Array(buffer);
+  const bytes = await kvRead(id, `tokenizer ${key}`, () => store.get(key, { cacheTtl }), timeoutMs);
+  if (bytes === null) throw new MissingDataError(id, key, `model '${id}': tokenizer ${key} is missing from KV`);
   if (bytes.byteLength !== entry.bytes || (await sha256Hex(bytes)) !== entry.sha256) {
     throw new ModelError("load_failed", id, `model '${id}': tokenizer ${key} does not match its hash`);
   }
@@ -152,14 +152,14 @@ async function loadTokenizer(kv: KVNamespace, id: string, manifest: Manifest, ti
   }
 }
 
-async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kernels: Kernels, weightsPtr: number, timeoutMs: number, cacheTtl: number): Promise<void> {
+async function copyShards(store: ModelStore, id: string, manifest: Manifest, kernels: Kernels, weightsPtr: number, timeoutMs: number, cacheTtl: number): Promise<void> {
   const shards = manifest.weights.shards;
   let next = 0;
   const worker = async () => {
     while (next < shards.length) {
       const index = next++;
       const shard = shards[index];
-      await copyShard(kv, id, shard.sha256, shard.bytes, kernels, weightsPtr + index * manifest.weights.shardBytes, timeoutMs, cacheTtl);
+      await copyShard(store, id, shard.sha256, shard.bytes, kernels, weightsPtr + index * manifest.weights.shardBytes, timeoutMs, cacheTtl);
     }
   };
   const workers = Array.from({ length: Math.min(SHARD_READS_IN_FLIGHT, shards.length) }, worker);
@@ -168,9 +168,9 @@ async function copyShards(kv: KVNamespace, id: string, manifest: Manifest, kerne
   if (failed) throw failed.reason;
 }
 
-async function copyShard(kv: KVNamespace, id: string, sha256: string, expectedBytes: number, kernels: Kernels, dest: number, timeoutMs: number, cacheTtl: number): Promise<void> {
+async function copyShard(store: ModelStore, id: string, sha256: string, expectedBytes: number, kernels: Kernels, dest: number, timeoutMs: number, cacheTtl: number): Promise<void> {
   const key = kvKeys.shard(sha256);
-  const stream = await kvRead(id, `shard ${key}`, () => kv.get(key, { type: "stream", cacheTtl }), timeoutMs);
+  const stream = await kvRead(id, `shard ${key}`, () => store.getStream(key, { cacheTtl }), timeoutMs);
   if (stream === null) throw new MissingDataError(id, key, `model '${id}': shard ${key} is missing from KV`);
   const hasher = new DigestSink();
   let written = 0;

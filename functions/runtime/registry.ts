@@ -13,8 +13,9 @@ import { MODEL_MEMORY_BUDGET_BYTES, formatBytes } from "../model/memory";
 import { logModelEvent } from "../log";
 import { contentCacheTtl, PROPAGATION_BOUND_MS, retryDelayMs } from "./consistency";
 import { structuredOutputBytes } from "./constrain/constraint";
+import type { ModelStore } from "../store/store";
 import { MissingDataError, ModelError } from "./errors";
-import { loadModelFromKv, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
+import { loadModelFromStore, readManifest, resolveModelPointer, type LoadedModel, type LoadOptions } from "./loader";
 
 export interface ModelLease {
   model: LoadedModel;
@@ -76,15 +77,15 @@ export class ModelRegistry {
    * The live version of model `id`, loaded if needed. The model counts as in use (never
    * unloaded) until the lease is released, which the engine does when the generation ends.
    */
-  async acquire(kv: KVNamespace, id: string, pointerKey?: string): Promise<ModelLease> {
-    const pointer = await resolveModelPointer(kv, id, pointerKey);
+  async acquire(store: ModelStore, id: string, pointerKey?: string): Promise<ModelLease> {
+    const pointer = await resolveModelPointer(store, id, pointerKey);
     const now = this.now();
     const ttl = contentCacheTtl(pointer.at, now);
     const live = pointer.manifest;
     const waiting = this.arriving.get(live);
     if (!pointer.previous || this.loaded.has(live) || !waiting || now >= waiting.retryAt) {
       try {
-        const lease = await this.pin(kv, id, live, ttl);
+        const lease = await this.pin(store, id, live, ttl);
         this.arriving.delete(live);
         return lease;
       } catch (e) {
@@ -96,7 +97,7 @@ export class ModelRegistry {
     // fault; before it, the previous version (whole, long propagated) answers.
     const arriving = this.arriving.get(live)!;
     if (now >= (pointer.at ?? arriving.firstMissingAt) + PROPAGATION_BOUND_MS) throw arriving.error;
-    const lease = await this.pin(kv, id, pointer.previous, ttl);
+    const lease = await this.pin(store, id, pointer.previous, ttl);
     this.servedPrevious++;
     return lease;
   }
@@ -111,14 +112,14 @@ export class ModelRegistry {
   }
 
   /** Version `manifestSha` of model `id`, loaded if needed and pinned until the lease is released. */
-  private async pin(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<ModelLease> {
+  private async pin(store: ModelStore, id: string, manifestSha: string, cacheTtl: number): Promise<ModelLease> {
     // Wanted from here until pinned: a load finishing for this request must not be evicted by
     // another request's makeRoom in between (that would hand out a model the registry no longer
     // counts, and load it twice).
     this.wanted.set(manifestSha, (this.wanted.get(manifestSha) ?? 0) + 1);
     let entry: Entry | undefined;
     try {
-      const model = await this.get(kv, id, manifestSha, cacheTtl);
+      const model = await this.get(store, id, manifestSha, cacheTtl);
       entry = this.loaded.get(manifestSha);
       if (!entry || entry.model !== model) throw new Error(`model '${id}' was unloaded while it was wanted`);
       entry.active++;
@@ -139,12 +140,12 @@ export class ModelRegistry {
     };
   }
 
-  private async get(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
+  private async get(store: ModelStore, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
     const hit = this.loaded.get(manifestSha);
     if (hit) return hit.model;
     let pending = this.loading.get(manifestSha);
     if (!pending) {
-      pending = this.load(kv, id, manifestSha, cacheTtl)
+      pending = this.load(store, id, manifestSha, cacheTtl)
         .catch((e) => {
           // Logged here, once per failed load, however many requests were waiting on it.
           console.error(`edgeinfer: ${(e as Error).message}`);
@@ -156,8 +157,8 @@ export class ModelRegistry {
     return pending;
   }
 
-  private async load(kv: KVNamespace, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
-    const manifest = await readManifest(kv, id, manifestSha, cacheTtl);
+  private async load(store: ModelStore, id: string, manifestSha: string, cacheTtl: number): Promise<LoadedModel> {
+    const manifest = await readManifest(store, id, manifestSha, cacheTtl);
     const needed = manifest.memory.total;
     if (needed > this.budgetBytes) {
       throw new ModelError("too_large", id, `model '${id}' needs ${formatBytes(needed)} loaded but the memory budget is ${formatBytes(this.budgetBytes)} (${formatBytes(needed - this.budgetBytes)} over); rebuild it with a smaller quant or context`);
@@ -166,7 +167,7 @@ export class ModelRegistry {
     const free = this.budgetBytes - this.memoryInUse - this.reserved;
     this.reserved += needed;
     try {
-      const model = await loadModelFromKv(kv, id, manifestSha, manifest, { ...this.options, budgetBytes: free, contentCacheTtl: cacheTtl });
+      const model = await loadModelFromStore(store, id, manifestSha, manifest, { ...this.options, budgetBytes: free, contentCacheTtl: cacheTtl });
       this.loaded.set(manifestSha, { model, lastUsed: ++this.clock, active: 0 });
       logModelEvent("model_load", { model: id, version: manifestSha, memory_bytes: model.memoryBytes });
       return model;

@@ -1,7 +1,8 @@
-// Where the build writes: the local KV that `npm start` / `wrangler dev` serve (miniflare's
-// persisted state, through wrangler's getPlatformProxy), a Cloudflare KV namespace through
-// the wrangler CLI (--remote), or a folder of files (--out). Every backend keeps each
-// entry's write time (KV metadata {writtenAt}, a file's mtime), which gc's grace period reads.
+// Where the build writes, as model stores (functions/store/store.ts): the local KV that
+// `npm start` / `wrangler dev` serve (miniflare's persisted state, through wrangler's
+// getPlatformProxy, as the Worker's own KV backend), a Cloudflare KV namespace through the
+// wrangler CLI (--remote), or a folder of files (--out). Every backend keeps each entry's write
+// time (KV metadata {writtenAt}, a file's mtime), which gc's grace period reads.
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -9,34 +10,23 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
+import { kvStore } from "../../functions/store/kv";
+import { writtenAtOf, type EntryMetadata, type ModelStore, type StoreKeyInfo } from "../../functions/store/store";
 import { projectRoot } from "../paths";
 
-export interface KvTarget {
-  readonly description: string;
-  get(key: string): Promise<Uint8Array | null>;
-  /** Writes the entry and records when (see listWithTimes). */
-  put(key: string, value: Uint8Array): Promise<void>;
-  delete(key: string): Promise<void>;
-  list(prefix: string): Promise<string[]>;
-  /** As list, with when each entry was last written. */
-  listWithTimes(prefix: string): Promise<KvKeyInfo[]>;
-  close(): Promise<void>;
-}
+/** What the CLI writes to and reads from: the model store the Worker reads too. */
+export type KvTarget = ModelStore;
+export type KvKeyInfo = StoreKeyInfo;
 
-export interface KvKeyInfo {
-  key: string;
-  /** Milliseconds since the epoch; null for an entry written without a time (before times were kept). */
-  writtenAt: number | null;
-}
-
-/** The metadata every put attaches in KV (local and remote). */
-export interface KvEntryMetadata {
-  writtenAt: number;
-}
-
-function writtenAtOf(metadata: unknown): number | null {
-  const t = (metadata as Partial<KvEntryMetadata> | null | undefined)?.writtenAt;
-  return typeof t === "number" && Number.isFinite(t) ? t : null;
+/** A whole value as a one-chunk stream (backends that read values whole). */
+function streamOf(value: Uint8Array | null): ReadableStream<Uint8Array> | null {
+  if (value === null) return null;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(value);
+      controller.close();
+    },
+  });
 }
 
 export interface KvTargetOptions {
@@ -69,6 +59,9 @@ export class DirectoryKv implements KvTarget {
   async get(key: string) {
     const path = this.path(key);
     return existsSync(path) ? new Uint8Array(readFileSync(path)) : null;
+  }
+  async getStream(key: string) {
+    return streamOf(await this.get(key));
   }
   async put(key: string, value: Uint8Array) {
     const path = this.path(key);
@@ -118,40 +111,10 @@ export async function openLocalKv(persistTo: string): Promise<KvTarget> {
     // wrangler dev keeps its state under <persist-to>/v3; point the proxy at the same place.
     persist: { path: join(persistTo, "v3") },
   });
-  const kv = proxy.env[KV_BINDING];
-  return {
-    description: `local KV (${persistTo})`,
-    async get(key) {
-      const value = await kv.get(key, "arrayBuffer");
-      return value === null ? null : new Uint8Array(value);
-    },
-    async put(key, value) {
-      const metadata: KvEntryMetadata = { writtenAt: Date.now() };
-      await kv.put(key, value, { metadata });
-    },
-    async delete(key) {
-      await kv.delete(key);
-    },
-    async list(prefix) {
-      return (await listAll(prefix)).map((k) => k.key);
-    },
-    listWithTimes: listAll,
-    close: async () => {
-      await proxy.dispose();
-      rmSync(scratch, { recursive: true, force: true });
-    },
-  };
-
-  async function listAll(prefix: string): Promise<KvKeyInfo[]> {
-    const keys: KvKeyInfo[] = [];
-    let cursor: string | undefined;
-    do {
-      const page: KVNamespaceListResult<unknown> = await kv.list({ prefix, cursor });
-      keys.push(...page.keys.map((k) => ({ key: k.name, writtenAt: writtenAtOf(k.metadata) })));
-      cursor = page.list_complete ? undefined : page.cursor;
-    } while (cursor);
-    return keys;
-  }
+  return kvStore(proxy.env[KV_BINDING], `local KV (${persistTo})`, async () => {
+    await proxy.dispose();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 }
 
 const run = promisify(execFile);
@@ -195,10 +158,14 @@ export class WranglerKv implements KvTarget {
     return new Uint8Array((await this.wrangler(["key", "get", key], "buffer")) as Buffer);
   }
 
+  async getStream(key: string) {
+    return streamOf(await this.get(key));
+  }
+
   async put(key: string, value: Uint8Array) {
     const file = join(this.scratch, "value");
     writeFileSync(file, value);
-    const metadata: KvEntryMetadata = { writtenAt: Date.now() };
+    const metadata: EntryMetadata = { writtenAt: Date.now() };
     await this.wrangler(["key", "put", key, "--path", file, "--metadata", JSON.stringify(metadata)]);
   }
 

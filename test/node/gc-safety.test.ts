@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadKernelsModuleForNode } from "../../kernels/node";
 import { kvKeys } from "../../functions/model/manifest";
-import { loadModelFromKv, readManifest, resolveModelPointer } from "../../functions/runtime/loader";
+import { loadModelFromStore, readManifest, resolveModelPointer } from "../../functions/runtime/loader";
+import { kvStore } from "../../functions/store/kv";
 import { publishArtifacts, type PublishLease } from "../../scripts/build/publish";
 import type { BuildArtifacts } from "../../scripts/build/pipeline";
 import type { DType } from "../../kernels/quant";
@@ -52,10 +53,10 @@ async function loadFromLocalKv(persistTo: string, id: string) {
   const { getPlatformProxy } = await import("wrangler");
   const proxy = await getPlatformProxy<{ MODELS: KVNamespace }>({ configPath: join(root, "wrangler.toml"), persist: { path: join(persistTo, "v3") } });
   try {
-    const kv = proxy.env.MODELS;
+    const kv = kvStore(proxy.env.MODELS);
     const sha = (await resolveModelPointer(kv, id)).manifest;
     const manifest = await readManifest(kv, id, sha);
-    const loaded = await loadModelFromKv(kv, id, sha, manifest, { kernelsModule: loadKernelsModuleForNode() });
+    const loaded = await loadModelFromStore(kv, id, sha, manifest, { kernelsModule: loadKernelsModuleForNode() });
     return { sha, shards: manifest.weights.shards.length, memoryBytes: loaded.memoryBytes };
   } finally {
     await proxy.dispose();
@@ -203,6 +204,7 @@ describe("a publish checks its entries before its pointer", () => {
     const hostile: KvTarget = {
       description: store.description,
       get: (k) => store.get(k),
+      getStream: (k) => store.getStream(k),
       put: (k, v) => store.put(k, v),
       delete: (k) => store.delete(k),
       list: async (prefix) => {

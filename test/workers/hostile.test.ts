@@ -6,6 +6,7 @@ import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/app";
 import { kvKeys } from "../../functions/model/manifest";
+import { workerStore } from "../../functions/store/worker";
 import kernelsModule from "../../kernels/build/kernels.wasm";
 import { call, seed, testEnv } from "./support";
 
@@ -112,7 +113,7 @@ describe("a model with every KV cache busy", () => {
     const ok = { model: "aidreams260K", prompt: "Once upon a time", max_tokens: 5, temperature: 0 };
     expect((await post(ok)).status).toBe(200);
     // The model's only KV cache taken by a sequence nobody reads (as a request mid-generation holds it).
-    const lease = await registry.acquire(testEnv.MODELS, "aidreams260K");
+    const lease = await registry.acquire(workerStore(testEnv), "aidreams260K");
     const holder = lease.model.engine.submit({ promptIds: [1, 400], maxTokens: 100, temperature: 0, topP: 1, seed: 1, stop: [] }, () => lease.release());
     const { status, headers, error } = await errorOf(await post(ok));
     expect(status).toBe(503);

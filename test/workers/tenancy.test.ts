@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/app";
 import { kvKeys } from "../../functions/model/manifest";
+import { workerStore } from "../../functions/store/worker";
 import { models } from "../../functions/index";
 import kernelsModule from "../../kernels/build/kernels.wasm";
 import { Llama2cTokenizer } from "../../functions/runtime/tokenizer/llama2c";
@@ -124,7 +125,7 @@ describe("the registry's lease", () => {
     const { models: registry } = createApp(kernelsModule, { budgetBytes: Math.ceil(story * 1.5) });
     const pointer = kvKeys.customerModelPointer("acme", "story");
     // Loaded once and idle: the only candidate for eviction.
-    (await registry.acquire(testEnv.MODELS, "story", pointer)).release();
+    (await registry.acquire(workerStore(testEnv), "story", pointer)).release();
     // The window: the model is found, and before this request pins it another request's load
     // makes room (what a load finishing in the same turn of the event loop does).
     const r = registry as unknown as { get: (...a: unknown[]) => Promise<unknown>; makeRoom: (bytes: number, id: string) => void };
@@ -140,7 +141,7 @@ describe("the registry's lease", () => {
       evictions++;
       return model;
     };
-    const lease = await registry.acquire(testEnv.MODELS, "story", pointer);
+    const lease = await registry.acquire(workerStore(testEnv), "story", pointer);
     expect(evictions).toBe(0);
     expect(registry.loadedModels.map((m) => m.id)).toEqual(["story"]);
     expect(registry.memoryInUse).toBe(lease.model.memoryBytes);
