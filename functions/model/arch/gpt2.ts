@@ -32,9 +32,6 @@ export const gpt2Spec: ArchitectureSpec<Gpt2Config> = {
       const n = tensorNames.gpt2Layer(l);
       t.layer(l, "attnNorm", n.attnNorm, [d]);
       t.layer(l, "attnNormBias", n.attnNormBias, [d]);
-      // rows q, then k, then v
-      t.layer(l, "wqkv", n.wqkv, [3 * d, d]);
-      t.layer(l, "bqkv", n.bqkv, [3 * d]);
       t.layer(l, "wo", n.wo, [d, d]);
       t.layer(l, "bo", n.bo, [d]);
       t.layer(l, "ffnNorm", n.ffnNorm, [d]);
@@ -43,6 +40,10 @@ export const gpt2Spec: ArchitectureSpec<Gpt2Config> = {
       t.layer(l, "bUp", n.bUp, [h]);
       t.layer(l, "wDown", n.wDown, [d, h]);
       t.layer(l, "bDown", n.bDown, [d]);
+      // q, k and v as one matrix (rows q, then k, then v), last in the layer: where the build
+      // stored them before there were specs, so the same model still builds to the same bytes
+      t.layer(l, "wqkv", n.wqkv, [3 * d, d]);
+      t.layer(l, "bqkv", n.bqkv, [3 * d]);
     }
     t.model("outputNorm", tensorNames.outputNorm, [d]);
     t.model("outputNormBias", tensorNames.outputNormBias, [d]);
