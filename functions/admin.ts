@@ -15,6 +15,7 @@ import type { AppContext } from "./app";
 import { sha256Hex } from "./model/hash";
 import { CUSTOMER_NAME_RE, kvKeys } from "./model/manifest";
 import { parseLimits, type UsageRow } from "./metering/limits";
+import { workerStore } from "./store/worker";
 
 export const admin = new Hono<AppContext>();
 
@@ -33,7 +34,7 @@ admin.use("*", async (c, next) => {
 
 async function meterOf(c: Context<AppContext>) {
   const customer = c.req.param("customer") ?? "";
-  if (!CUSTOMER_NAME_RE.test(customer) || (await c.env.MODELS.get(kvKeys.customerRecord(customer))) === null) {
+  if (!CUSTOMER_NAME_RE.test(customer) || (await workerStore(c.env).get(kvKeys.customerRecord(customer))) === null) {
     throw new ApiError(404, `No customer '${customer}'`, "invalid_request_error", "customer", "customer_not_found");
   }
   const namespace = c.env.METER!;

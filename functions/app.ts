@@ -14,6 +14,7 @@ import { completions } from "./routes/completions";
 import { listModels } from "./routes/models";
 import { ModelError } from "./runtime/errors";
 import { ModelRegistry, type RegistryOptions } from "./runtime/registry";
+import { workerStore } from "./store/worker";
 
 export interface AppContext {
   Bindings: Env;
@@ -47,7 +48,7 @@ export function createApp(
   app.get("/", playground);
   app.get("/healthz", async (c) => {
     // Once customers share the deployment, an unauthenticated caller learns nothing but "ok".
-    if ((await c.env.MODELS.get(kvKeys.authRequired)) !== null) return c.json({ status: "ok" });
+    if ((await workerStore(c.env).get(kvKeys.authRequired)) !== null) return c.json({ status: "ok" });
     return c.json({ status: "ok", memory: { inUse: models.memoryInUse, loadedModels: models.loadedModels.length }, loaded: models.loadedModels });
   });
   app.use("/v1/*", authenticate);

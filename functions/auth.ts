@@ -10,6 +10,8 @@ import { sha256Hex } from "./model/hash";
 import { kvKeys, type CustomerRecord } from "./model/manifest";
 import type { AppContext } from "./app";
 import { POINTER_CACHE_TTL_S } from "./runtime/consistency";
+import { getJson } from "./store/store";
+import { workerStore } from "./store/worker";
 
 // Keys, records and the auth switch change (rotation, new customers): cached as briefly as
 // pointers, so a rotation reaches every location within KV's propagation + 30 s.
@@ -18,16 +20,16 @@ const cacheTtl = POINTER_CACHE_TTL_S;
 const unauthorized = (message: string) => new ApiError(401, message, "authentication_error", null, "invalid_api_key");
 
 export const authenticate: MiddlewareHandler<AppContext> = async (c, next) => {
-  const kv = c.env.MODELS;
+  const store = workerStore(c.env);
   // Open mode: any key (the openai client always sends one) or none sees the open models.
-  if ((await kv.get(kvKeys.authRequired, { cacheTtl })) === null) return next();
+  if ((await store.get(kvKeys.authRequired, { cacheTtl })) === null) return next();
   const header = c.req.header("authorization");
   if (!header) throw unauthorized("This deployment needs an API key: send Authorization: Bearer <key>");
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized("The Authorization header must be 'Bearer <key>'");
   const keyHash = await sha256Hex(match[1]);
-  const owner = await kv.get<{ customer: string }>(kvKeys.apiKey(keyHash), { type: "json", cacheTtl });
-  const record = owner ? await kv.get<CustomerRecord>(kvKeys.customerRecord(owner.customer), { type: "json", cacheTtl }) : null;
+  const owner = await getJson<{ customer: string }>(store, kvKeys.apiKey(keyHash), { cacheTtl });
+  const record = owner ? await getJson<CustomerRecord>(store, kvKeys.customerRecord(owner.customer), { cacheTtl }) : null;
   // The key index could lag a rotation: the customer record holds the one current hash.
   if (!owner || !record || !timingSafeEqualHex(record.keyHash, keyHash)) throw unauthorized("Incorrect API key provided");
   c.set("customer", record.name);

@@ -48,6 +48,12 @@ export function writtenAtOf(metadata: unknown): number | null {
   return typeof t === "number" && Number.isFinite(t) ? t : null;
 }
 
+/** A value as JSON (pointers, records), or null when there is no such key. */
+export async function getJson<T>(store: ModelStore, key: string, options?: ReadOptions): Promise<T | null> {
+  const text = await getText(store, key, options);
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
 /** A value as UTF-8 text (pointers, manifests, records), or null when there is no such key. */
 export async function getText(store: ModelStore, key: string, options?: ReadOptions): Promise<string | null> {
   const bytes = await store.get(key, options);
