@@ -33,6 +33,11 @@ export interface GenerationParams {
   logprobs?: LogprobsRequest | null;
   /** Makes the constraint (structured output) each sequence follows; one per sequence. */
   constraint?: (() => TokenConstraint) | null;
+  /**
+   * An encoding, not a generation: the sequence runs its prompt only and ends with every prompt
+   * token's final hidden state (after the final norm) in its summary; nothing is sampled.
+   */
+  hidden?: boolean;
 }
 
 export interface GenerationStep {
@@ -48,6 +53,8 @@ export interface GenerationStep {
 export interface GenerationSummary {
   finishReason: "stop" | "length";
   completionIds: number[];
+  /** With `hidden`: the prompt's final hidden states, one row of `dim` values per token. */
+  hidden?: Float32Array;
 }
 
 export interface EngineOptions {
@@ -98,6 +105,8 @@ export class Sequence {
   readonly sampler: Sampler;
   /** The prompt's log-probabilities as its chunks run (when asked for). */
   promptLogprobs: (TokenLogprob | null)[] | null;
+  /** With params.hidden: the prompt tokens' hidden states as its chunks run. */
+  hidden: Float32Array | null = null;
   readonly stops: StopMatcher;
   readonly decoder: TextStreamDecoder;
 
@@ -178,6 +187,7 @@ export class Engine {
    * once, when the last of them ends.
    */
   submitGroup(params: GenerationParams, n: number, onEnd: () => void = () => {}): Sequence[] {
+    if (params.hidden && n > 1) throw new GroupTooLargeError("an encoding has one choice");
     if (n > this.slots) throw new GroupTooLargeError(`model '${this.modelId}' runs at most ${this.slots} sequences at once, so n must be at most ${this.slots}`);
     if (this.queue.length >= this.maxQueue && this.free.length < n) {
       throw new BusyError("busy", this.modelId, `model '${this.modelId}' is serving ${this.running.length} requests and ${this.queue.length} more are waiting; retry shortly`);
@@ -235,7 +245,12 @@ export class Engine {
       const seq = prompts[(this.promptTurn + i) % prompts.length];
       const prompt = seq.params.promptIds;
       const chunk = prompt.slice(seq.fed, seq.fed + budget - tokens);
-      items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length, allLogits: seq.promptLogprobs !== null });
+      if (seq.params.hidden) {
+        seq.hidden ??= new Float32Array(prompt.length * this.manifest.config.dim);
+        items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: false, wantHidden: true });
+      } else {
+        items.push({ cache: seq.cache!, pos: seq.fed, tokens: chunk, wantLogits: seq.fed + chunk.length === prompt.length, allLogits: seq.promptLogprobs !== null });
+      }
       owners.push(seq);
       tokens += chunk.length;
     }
@@ -243,14 +258,22 @@ export class Engine {
     if (items.length === 0) return false;
     this.steps++;
     try {
-      this.model.step(items, (i, logits, index) => this.accept(owners[i], logits, items[i], index));
+      this.model.step(
+        items,
+        (i, logits, index) => this.accept(owners[i], logits, items[i], index),
+        (i, hidden, index) => owners[i].hidden!.set(hidden, (items[i].pos + index) * hidden.length),
+      );
     } catch (e) {
       for (const seq of owners) if (seq.state !== "finished") this.end(seq, null, e);
       return true;
     }
     // Prompt chunks that produced no logits (not the prompt's last) advance here.
     items.forEach((item, i) => {
-      if (owners[i].prefilling) owners[i].fed += item.tokens.length;
+      const seq = owners[i];
+      if (!seq.prefilling) return;
+      seq.fed += item.tokens.length;
+      // an encoding is done once its prompt is
+      if (seq.params.hidden && !seq.prefilling) this.end(seq, { finishReason: "stop", completionIds: [], hidden: seq.hidden! }, null);
     });
     return true;
   }
@@ -348,7 +371,7 @@ export class Engine {
         if (seq === first) this.running.push(seq);
       }
       // Nothing to generate: done before any work (unless the prompt's log-probabilities are wanted).
-      if (first.params.maxTokens === 0 && !first.params.logprobs?.prompt) for (const seq of members) this.finish(seq, "length");
+      if (first.params.maxTokens === 0 && !first.params.logprobs?.prompt && !first.params.hidden) for (const seq of members) this.finish(seq, "length");
     }
   }
 

@@ -2,7 +2,7 @@
 // gets alone (every quant, GQA, GPT-2, mixed prompt chunks and decode tokens at different
 // positions), and the engine's scheduling (joins and leaves mid-generation, cancellation, the
 // admission queue and its limits, chunked prefill) keeps each sequence's output identical to
-// its output alone.
+// its output alone; an encoding (hidden states of a prompt) runs in the same steps.
 
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -312,5 +312,36 @@ describe("engine, n choices of one prompt", () => {
     r.engine.cancel(group[0]);
     expect(group.map((s) => s.state)).toEqual(["finished", "finished", "finished"]);
     expect(r.engine.stats).toEqual({ running: 0, queued: 0, freeSlots: 3 });
+  });
+});
+
+describe("engine, encodings (a prompt's hidden states, nothing sampled)", () => {
+  it("each prompt token's final hidden state, bit for bit as alone, beside decoding sequences; its cache comes back", async () => {
+    const r = await rig("q8_0", 3);
+    const prompt = [1, ...tokens(40, 12, 512)];
+    const encode: GenerationParams = { ...params(prompt, 0), hidden: true };
+    // the rows as the model's own step gives them, one chunk after another
+    const built = await build(aidreamsModel(), "q8_0");
+    const { model, caches } = await runtimeFor(built, 1);
+    const dim = built.manifest.config.dim;
+    const direct = new Float32Array(prompt.length * dim);
+    for (let pos = 0; pos < prompt.length; pos += 16) {
+      const chunk = prompt.slice(pos, pos + 16);
+      model.step([{ cache: caches[0], pos, tokens: chunk, wantLogits: false, wantHidden: true }], () => {}, (_, h, index) => direct.set(h, (pos + index) * h.length));
+    }
+    const alone = await r.alone(encode);
+    expect(alone.summary.hidden).toEqual(direct);
+    expect(alone.ids).toEqual([]);
+
+    const decodeWant = await r.alone(params([1, 9, 10], 30));
+    const decoding = r.engine.submit(params([1, 9, 10], 30));
+    for (let i = 0; i < 4; i++) r.engine.step();
+    const enc = r.engine.submit(encode);
+    const [d, e] = await Promise.all([collect(r.engine, decoding), collect(r.engine, enc)]);
+    expect(e.summary.hidden).toEqual(direct);
+    expect(e.summary.finishReason).toBe("stop");
+    expect(d).toEqual(decodeWant);
+    expect(r.engine.stats).toEqual({ running: 0, queued: 0, freeSlots: 3 });
+    expect(() => r.engine.submitGroup(encode, 2)).toThrow(/one choice/);
   });
 });
