@@ -55,6 +55,9 @@ export interface KernelExports {
   matmulQ4_0x4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
   repackQ4_0x4(w: Ptr, rows: number, cols: number): number;
   dequantizeRowQ4_0x4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
+  matmulQ4_Kx4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  repackQ4_Kx4(w: Ptr, rows: number, cols: number): number;
+  dequantizeRowQ4_Kx4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
   quantizeRowsQ8_K(dst: Ptr, src: Ptr, n: number, nRows: number): void;
   quantizeRowsQ8_1(dst: Ptr, src: Ptr, n: number, nRows: number): void;
   matmulQ4_K(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
@@ -343,6 +346,41 @@ export class Kernels {
     this.range("dequantizeRowQ4_0x4 dst", dst, 4 * cols);
     this.range("dequantizeRowQ4_0x4 w", w, rowBytes("q4_0", cols) * rows);
     this.exports.dequantizeRowQ4_0x4(dst, w, rows, cols, row);
+  }
+
+  /**
+   * Repack a q4_K matrix in place (same bytes) into the 4-row-interleaved layout that
+   * `matmulQ4_Kx4` reads: per 4 rows and block index, the 4 rows' d and dmin, their 6-bit
+   * scales and mins decoded into byte tables, then their nibbles transposed in 4-byte units; the
+   * last rows % 4 rows stay plain. Returns false (memory untouched) if the rows are too wide for
+   * the kernels' scratch. The repacked matrix must only be used through the *Q4_Kx4 methods.
+   */
+  repackQ4_Kx4(w: Ptr, rows: number, cols: number): boolean {
+    this.shape("repackQ4_Kx4", rows, cols);
+    if (cols % QK_K !== 0) throw new RangeError(`repackQ4_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    this.range("repackQ4_Kx4 w", w, rowBytes("q4_k", cols) * rows);
+    return this.exports.repackQ4_Kx4(w, rows, cols) !== 0;
+  }
+
+  /** matmul("q4_k", ...) for a matrix repacked by `repackQ4_Kx4`; bit-identical results. */
+  matmulQ4_Kx4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok = 1): void {
+    this.shape("matmulQ4_Kx4", rows, cols, nTok);
+    if (cols % QK_K !== 0) throw new RangeError(`matmulQ4_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    if (cols > this.maxQuantCols) throw new RangeError(`matmulQ4_Kx4: cols ${cols} > ${this.maxQuantCols} supported`);
+    this.range("matmulQ4_Kx4 out", out, 4 * rows * nTok);
+    this.range("matmulQ4_Kx4 w", w, rowBytes("q4_k", cols) * rows);
+    this.range("matmulQ4_Kx4 xq", xq, activationRowBytes("q8_k", cols) * nTok);
+    this.exports.matmulQ4_Kx4(out, w, xq, rows, cols, nTok);
+  }
+
+  /** Row `row` of a `repackQ4_Kx4` matrix as f32 (same values as dequantizeRow of the plain row). */
+  dequantizeRowQ4_Kx4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void {
+    this.shape("dequantizeRowQ4_Kx4", rows, cols);
+    if (cols % QK_K !== 0) throw new RangeError(`dequantizeRowQ4_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    if (!(Number.isInteger(row) && row >= 0 && row < rows)) throw new RangeError(`dequantizeRowQ4_Kx4: row ${row} outside ${rows}`);
+    this.range("dequantizeRowQ4_Kx4 dst", dst, 4 * cols);
+    this.range("dequantizeRowQ4_Kx4 w", w, rowBytes("q4_k", cols) * rows);
+    this.exports.dequantizeRowQ4_Kx4(dst, w, rows, cols, row);
   }
 
   /**

@@ -148,14 +148,14 @@ function mins16(p: usize): v128 {
 }
 
 /** Bytes of scratch per token and q8_K block (see preparePairSums). */
-const PAIRS: usize = 48;
+export const PAIRS: usize = 48;
 
 /**
  * Per token and q8_K block, at scratch + (t * nb + b) * PAIRS: P = bsum[2j] + bsum[2j+1] for
  * j < 8 as i16x8 (each pair of 16-value sums is one q4_K / q5_K sub-block's activation sum),
  * then [P0..P3, P0..P3] and [P4..P7, P4..P7] for the 4-row path.
  */
-function preparePairSums(S: usize, xq: usize, nb: i32, nt: i32): void {
+export function preparePairSums(S: usize, xq: usize, nb: i32, nt: i32): void {
   const n = <usize>nt * <usize>nb;
   for (let i: usize = 0; i < n; i++) {
     const p = xq + i * KB + 260;
@@ -219,6 +219,11 @@ function rowDotQxK<FIVE>(w: usize, x: usize, pairs: usize, nb: i32): f32 {
     pairs += PAIRS;
   }
   return acc;
+}
+
+/** rowDotQxK for q4_K (the tail rows of matmul_k4x4.ts). */
+export function rowDotQ4_K(w: usize, x: usize, pairs: usize, nb: i32): f32 {
+  return rowDotQxK<u8>(w, x, pairs, nb);
 }
 
 /** The 4 lanes' u32 at p, p + stride, p + 2 stride, p + 3 stride. */

@@ -173,6 +173,92 @@ export function matmulQ4_0x4(out: Float32Array, w: Uint8Array, xq: Uint8Array, r
 }
 
 /**
+ * In-place 4-row interleave of a q4_K matrix (see kernels/assembly/matmul_k4x4.ts): each group of
+ * 4 rows becomes, per block index (576 bytes), the 4 rows' f16 d (8 bytes) and dmin (8 bytes),
+ * three 16-byte vectors V0..V2 holding the 6-bit scales and mins as tables (S0[4j+k] = scale
+ * of sub-block j < 4 of row k, S1[4(j-4)+k] for j >= 4, M0[4k+j] = min of sub-block j < 4,
+ * M1[4k+j-4]; V0 = S0 | (M1 & 3) << 6, V1 = S1 | (M1 >> 2 & 3) << 6, V2 = M0 | (M1 >> 4) << 6),
+ * then 32 nibble vectors of 16 bytes, vector v holding bytes 4v..4v+3 of each of the 4 rows'
+ * 128 nibble bytes in row order; the last rows % 4 rows stay plain.
+ */
+export function repackQ4_Kx4(w: Uint8Array, rows: number, cols: number): void {
+  const B = QUANT_FORMATS.q4_k.bytes;
+  const nb = cols / QUANT_FORMATS.q4_k.values;
+  const rb = nb * B;
+  for (let g = 0; g + 4 <= rows; g += 4) {
+    const src = w.slice(g * rb, (g + 4) * rb);
+    const dst = w.subarray(g * rb, (g + 4) * rb);
+    for (let b = 0; b < nb; b++) {
+      const o = b * 4 * B;
+      dst.fill(0, o + 16, o + 64);
+      for (let k = 0; k < 4; k++) {
+        const s = k * rb + b * B;
+        dst[o + 2 * k] = src[s]!;
+        dst[o + 2 * k + 1] = src[s + 1]!;
+        dst[o + 8 + 2 * k] = src[s + 2]!;
+        dst[o + 9 + 2 * k] = src[s + 3]!;
+        for (let j = 0; j < 8; j++) {
+          const [sc, m] = scaleMinK4(src, s + 4, j);
+          if (j < 4) {
+            dst[o + 16 + 4 * j + k] |= sc;
+            dst[o + 48 + 4 * k + j] |= m;
+          } else {
+            const i = 4 * k + j - 4;
+            dst[o + 32 + 4 * (j - 4) + k] |= sc;
+            dst[o + 16 + i] |= (m & 3) << 6;
+            dst[o + 32 + i] |= ((m >> 2) & 3) << 6;
+            dst[o + 48 + i] |= (m >> 4) << 6;
+          }
+        }
+        for (let v = 0; v < 32; v++) dst.set(src.subarray(s + 16 + 4 * v, s + 20 + 4 * v), o + 64 + 16 * v + 4 * k);
+      }
+    }
+  }
+}
+
+/** The plain q4_K bytes of row r of a repacked matrix (ggml's 12-byte scale packing rebuilt). */
+export function unpackRowQ4_Kx4(w: Uint8Array, rows: number, cols: number, r: number): Uint8Array {
+  const B = QUANT_FORMATS.q4_k.bytes;
+  const nb = cols / QUANT_FORMATS.q4_k.values;
+  const rb = nb * B;
+  if (r >= rows - (rows % 4)) return w.slice(r * rb, (r + 1) * rb);
+  const out = new Uint8Array(rb);
+  const base = (r - (r % 4)) * rb, k = r % 4;
+  for (let b = 0; b < nb; b++) {
+    const o = base + b * 4 * B, d = b * B;
+    out[d] = w[o + 2 * k]!;
+    out[d + 1] = w[o + 2 * k + 1]!;
+    out[d + 2] = w[o + 8 + 2 * k]!;
+    out[d + 3] = w[o + 9 + 2 * k]!;
+    const sc = new Array<number>(8), m = new Array<number>(8);
+    for (let j = 0; j < 4; j++) {
+      const i = 4 * k + j;
+      sc[j] = w[o + 16 + 4 * j + k]! & 63;
+      sc[j + 4] = w[o + 32 + 4 * j + k]! & 63;
+      m[j] = w[o + 48 + i]! & 63;
+      m[j + 4] = (w[o + 16 + i]! >> 6) | ((w[o + 32 + i]! >> 6) << 2) | ((w[o + 48 + i]! >> 6) << 4);
+    }
+    // ggml's get_scale_min_k4 layout: bytes 0..3 scales 0..3 (+ top bits of scales 4..7), 4..7
+    // mins 0..3 (+ top bits of mins 4..7), 8..11 low nibbles of scales and mins 4..7
+    for (let j = 0; j < 4; j++) {
+      out[d + 4 + j] = sc[j]! | ((sc[j + 4]! >> 4) << 6);
+      out[d + 8 + j] = m[j]! | ((m[j + 4]! >> 4) << 6);
+      out[d + 12 + j] = (sc[j + 4]! & 15) | ((m[j + 4]! & 15) << 4);
+    }
+    for (let v = 0; v < 32; v++) out.set(w.subarray(o + 64 + 16 * v + 4 * k, o + 68 + 16 * v + 4 * k), d + 16 + 4 * v);
+  }
+  return out;
+}
+
+/** matmulQuant("q4_k", ...) on a matrix repacked by repackQ4_Kx4 (same results). */
+export function matmulQ4_Kx4(out: Float32Array, w: Uint8Array, xq: Uint8Array, rows: number, cols: number, nTok: number): void {
+  const rb = (cols / QUANT_FORMATS.q4_k.values) * QUANT_FORMATS.q4_k.bytes;
+  const plain = new Uint8Array(rows * rb);
+  for (let r = 0; r < rows; r++) plain.set(unpackRowQ4_Kx4(w, rows, cols, r), r * rb);
+  matmulQuant("q4_k", out, plain, xq, rows, cols, nTok);
+}
+
+/**
  * Integer part of one block's dot product for the formats beyond q8_0 / q4_0, exactly as ggml's
  * vec_dot_*_q8_* sums it: `sumi` (the codes times the activations, times each sub-block's scale
  * for K-quants) and, for q4_K / q5_K, `summ` (each sub-block's min code times its activations'

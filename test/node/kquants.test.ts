@@ -323,6 +323,106 @@ describe("kernels.wasm against the references", () => {
     });
   }
 
+  describe("q4_Kx4 (the 4-row-interleaved q4_K the runtime repacks into at load)", () => {
+    const ROWS = [1, 3, 4, 5, 7, 8, 9, 12, 13, 33];
+    const COLS = [256, 512, 768, 2048];
+    /** Random q4_K blocks, with every 6-bit scale and min at 0 or 63 in some of them (the tables' edges). */
+    function weights(rows: number, cols: number, r: ReturnType<typeof rng>): Uint8Array {
+      const w = randomBlocks("q4_k", (rows * cols) / 256, r, 0.05);
+      for (let b = 0; b < w.length / 144; b++) if (b % 3 === 1) w.fill(b % 2 ? 0xff : 0, b * 144 + 4, b * 144 + 16);
+      return w;
+    }
+
+    it("wasm repack = reference repack, in place, byte for byte; rows unpack to the original", () => {
+      const r = rng(61);
+      for (const cols of COLS) for (const rows of ROWS) {
+        const wq = weights(rows, cols, r);
+        const want = wq.slice();
+        ref.repackQ4_Kx4(want, rows, cols);
+        const got = scoped(() => {
+          const w = put(wq);
+          expect(K.repackQ4_Kx4(w, rows, cols)).toBe(true);
+          return K.u8(w, wq.length).slice();
+        });
+        expect(got, `${rows}x${cols}`).toEqual(want);
+        const rb = Q.rowBytes("q4_k", cols);
+        for (let i = 0; i < rows; i++) expect(ref.unpackRowQ4_Kx4(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
+      }
+    });
+
+    it("matmulQ4_Kx4 on the repacked matrix = the plain q4_K matmul and the reference, bit for bit (decode and prefill)", () => {
+      const r = rng(71);
+      for (const cols of COLS) for (const rows of ROWS) for (const nTok of [1, 2, 5, 16]) {
+        const wq = weights(rows, cols, r);
+        const x = r.f32(nTok * cols, 3);
+        x[0] = 50; // an outlier
+        const xq = Q.quantizeActivations("q8_k", x, nTok, cols);
+        const want = new Float32Array(rows * nTok);
+        ref.matmulQuant("q4_k", want, wq, xq, rows, cols, nTok);
+        const packedBytes = wq.slice();
+        ref.repackQ4_Kx4(packedBytes, rows, cols);
+        const viaRef = new Float32Array(rows * nTok);
+        ref.matmulQ4_Kx4(viaRef, packedBytes, xq, rows, cols, nTok);
+        expect(bits(viaRef)).toEqual(bits(want));
+        const got = scoped(() => {
+          const w = put(wq), xp = put(xq);
+          const out = K.alloc(4 * rows * nTok + 64, 64);
+          K.f32(out, rows * nTok + 16).fill(NaN);
+          K.f32(out + 4 * rows * nTok, 16).fill(7);
+          K.repackQ4_Kx4(w, rows, cols);
+          K.matmulQ4_Kx4(out, w, xp, rows, cols, nTok);
+          expect(Array.from(K.f32(out + 4 * rows * nTok, 16))).toEqual(new Array(16).fill(7));
+          return Float32Array.from(K.f32(out, rows * nTok));
+        });
+        expect(bits(got), `${rows}x${cols} nTok ${nTok}`).toEqual(bits(want));
+      }
+    });
+
+    it.each([[36, 256], [100, 768], [260, 2048], [1024, 768]])("%i x %i, one token (groups g and g + G/2 in one pass): = matmul q4_k", (rows, cols) => {
+      const r = rng(rows + cols);
+      const wq = weights(rows, cols, r);
+      const xq = Q.quantizeActivations("q8_k", r.f32(cols, 2), 1, cols);
+      const [plain, packed] = scoped(() => {
+        const w = put(wq), xp = put(xq);
+        const o1 = K.alloc(4 * rows, 64), o2 = K.alloc(4 * rows, 64);
+        K.matmul("q4_k", o1, w, xp, rows, cols, 1);
+        expect(K.repackQ4_Kx4(w, rows, cols)).toBe(true);
+        K.matmulQ4_Kx4(o2, w, xp, rows, cols, 1);
+        return [Float32Array.from(K.f32(o1, rows)), Float32Array.from(K.f32(o2, rows))];
+      });
+      expect(bits(packed)).toEqual(bits(plain));
+    });
+
+    it("a row of a repacked matrix reads back as dequantizeRow of the plain row", () => {
+      const r = rng(81);
+      for (const cols of COLS) for (const rows of ROWS) {
+        const wq = weights(rows, cols, r);
+        const rb = Q.rowBytes("q4_k", cols);
+        scoped(() => {
+          const w = put(wq), dst = K.alloc(4 * cols, 64);
+          K.repackQ4_Kx4(w, rows, cols);
+          for (let i = 0; i < rows; i++) {
+            K.dequantizeRowQ4_Kx4(dst, w, rows, cols, i);
+            expect(bits(Float32Array.from(K.f32(dst, cols))), `${rows}x${cols} row ${i}`).toEqual(bits(Q.dequantize("q4_k", wq.subarray(i * rb, (i + 1) * rb), 1, cols)));
+          }
+        });
+      }
+    });
+
+    it("repack declines rows too wide for its scratch and leaves them untouched", () => {
+      const rows = 4, cols = 256 * 128; // 4 x 18 KiB fits; 4 x 128 blocks x 144 B = 72 KiB fits too
+      const wide = 256 * 512; // 4 x 72 KiB > the 256 KiB scratch
+      scoped(() => {
+        const ok = randomBlocks("q4_k", (rows * cols) / 256, rng(91));
+        expect(K.repackQ4_Kx4(put(ok), rows, cols)).toBe(true);
+        const wq = randomBlocks("q4_k", (rows * wide) / 256, rng(92));
+        const w = put(wq);
+        expect(K.repackQ4_Kx4(w, rows, wide)).toBe(false);
+        expect(K.u8(w, wq.length).slice()).toEqual(wq);
+      });
+    });
+  });
+
   it("K-quant rows that are not whole super-blocks are refused", () => {
     scoped(() => {
       const p = K.alloc(4096, 64);
