@@ -86,10 +86,11 @@ for (const [rows, cols, name] of shapes) {
     const xin = format ? xq : x;
     const out = K.alloc(4 * rows * nT);
     // quantized matrices as the runtime holds them: repacked into the 4-row layout at load
-    const packed = dtype === "q8_0" ? K.repackQ8_0x4(w, rows, cols) : dtype === "q4_0" ? K.repackQ4_0x4(w, rows, cols) : dtype === "q4_k" && K.repackQ4_Kx4(w, rows, cols);
+    const packed = dtype === "q8_0" ? K.repackQ8_0x4(w, rows, cols) : dtype === "q4_0" ? K.repackQ4_0x4(w, rows, cols) : dtype === "q4_k" ? K.repackQ4_Kx4(w, rows, cols) : dtype === "q6_k" && K.repackQ6_Kx4(w, rows, cols);
     const mm = (n: number) => {
       if (packed && dtype === "q8_0") K.matmulQ8_0x4(out, w, xin, rows, cols, n);
       else if (packed && dtype === "q4_k") K.matmulQ4_Kx4(out, w, xin, rows, cols, n);
+      else if (packed && dtype === "q6_k") K.matmulQ6_Kx4(out, w, xin, rows, cols, n);
       else if (packed) K.matmulQ4_0x4(out, w, xin, rows, cols, n);
       else K.matmul(dtype, out, w, xin, rows, cols, n);
     };

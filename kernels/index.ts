@@ -58,6 +58,9 @@ export interface KernelExports {
   matmulQ4_Kx4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
   repackQ4_Kx4(w: Ptr, rows: number, cols: number): number;
   dequantizeRowQ4_Kx4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
+  matmulQ6_Kx4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
+  repackQ6_Kx4(w: Ptr, rows: number, cols: number): number;
+  dequantizeRowQ6_Kx4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void;
   quantizeRowsQ8_K(dst: Ptr, src: Ptr, n: number, nRows: number): void;
   quantizeRowsQ8_1(dst: Ptr, src: Ptr, n: number, nRows: number): void;
   matmulQ4_K(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok: number): void;
@@ -381,6 +384,41 @@ export class Kernels {
     this.range("dequantizeRowQ4_Kx4 dst", dst, 4 * cols);
     this.range("dequantizeRowQ4_Kx4 w", w, rowBytes("q4_k", cols) * rows);
     this.exports.dequantizeRowQ4_Kx4(dst, w, rows, cols, row);
+  }
+
+  /**
+   * Repack a q6_K matrix in place (same bytes) into the 4-row-interleaved layout that
+   * `matmulQ6_Kx4` reads: per 4 rows and block index, the 4 rows' d, their scales as tables by
+   * 16-value group, then their ql and qh bytes transposed in 4-byte units; the last rows % 4
+   * rows stay plain. Returns false (memory untouched) if the rows are too wide for the kernels'
+   * scratch. The repacked matrix must only be used through the *Q6_Kx4 methods.
+   */
+  repackQ6_Kx4(w: Ptr, rows: number, cols: number): boolean {
+    this.shape("repackQ6_Kx4", rows, cols);
+    if (cols % QK_K !== 0) throw new RangeError(`repackQ6_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    this.range("repackQ6_Kx4 w", w, rowBytes("q6_k", cols) * rows);
+    return this.exports.repackQ6_Kx4(w, rows, cols) !== 0;
+  }
+
+  /** matmul("q6_k", ...) for a matrix repacked by `repackQ6_Kx4`; bit-identical results. */
+  matmulQ6_Kx4(out: Ptr, w: Ptr, xq: Ptr, rows: number, cols: number, nTok = 1): void {
+    this.shape("matmulQ6_Kx4", rows, cols, nTok);
+    if (cols % QK_K !== 0) throw new RangeError(`matmulQ6_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    if (cols > this.maxQuantCols) throw new RangeError(`matmulQ6_Kx4: cols ${cols} > ${this.maxQuantCols} supported`);
+    this.range("matmulQ6_Kx4 out", out, 4 * rows * nTok);
+    this.range("matmulQ6_Kx4 w", w, rowBytes("q6_k", cols) * rows);
+    this.range("matmulQ6_Kx4 xq", xq, activationRowBytes("q8_k", cols) * nTok);
+    this.exports.matmulQ6_Kx4(out, w, xq, rows, cols, nTok);
+  }
+
+  /** Row `row` of a `repackQ6_Kx4` matrix as f32 (same values as dequantizeRow of the plain row). */
+  dequantizeRowQ6_Kx4(dst: Ptr, w: Ptr, rows: number, cols: number, row: number): void {
+    this.shape("dequantizeRowQ6_Kx4", rows, cols);
+    if (cols % QK_K !== 0) throw new RangeError(`dequantizeRowQ6_Kx4: cols must be a multiple of ${QK_K}, got ${cols}`);
+    if (!(Number.isInteger(row) && row >= 0 && row < rows)) throw new RangeError(`dequantizeRowQ6_Kx4: row ${row} outside ${rows}`);
+    this.range("dequantizeRowQ6_Kx4 dst", dst, 4 * cols);
+    this.range("dequantizeRowQ6_Kx4 w", w, rowBytes("q6_k", cols) * rows);
+    this.exports.dequantizeRowQ6_Kx4(dst, w, rows, cols, row);
   }
 
   /**

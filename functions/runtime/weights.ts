@@ -14,7 +14,7 @@ export interface Matrix {
   dtype: DType;
   rows: number;
   cols: number;
-  /** q8_0 / q4_0 / q4_k repacked in place by Kernels.repackQ8_0x4 / repackQ4_0x4 / repackQ4_Kx4 (faster decode; lookups and products go through the x4 kernels). */
+  /** q8_0 / q4_0 / q4_k / q6_k repacked in place by Kernels.repackQ8_0x4 / repackQ4_0x4 / repackQ4_Kx4 / repackQ6_Kx4 (faster decode; lookups and products go through the x4 kernels). */
   packed?: boolean;
 }
 
@@ -134,7 +134,7 @@ export function stepOutputs(
 }
 
 /**
- * The matrices as one, when they can be: same columns and dtype, repacked (q8_0/q4_0/q4_k), each a
+ * The matrices as one, when they can be: same columns and dtype, repacked (q8_0/q4_0/q4_k/q6_k), each a
  * whole number of 4-row groups, and back to back in memory (the build writes q, k, v in that
  * order). One product then streams all their rows in one pass, outputs end to end.
  */
@@ -218,12 +218,14 @@ export class ModelMemory {
     const t = this.tensor(name);
     if (t.shape[0] !== rows || t.shape[1] !== cols) throw new Error(`tensor ${name} has shape [${t.shape}], expected [${rows},${cols}]`);
     const ptr = this.weightsPtr + t.offset;
-    // q8_0, q4_0 and q4_k matrices are repacked once, in place, the first time they are asked for
+    // q8_0, q4_0, q4_k and q6_k matrices are repacked once, in place, the first time they are asked for
     // (a tied embedding is asked for twice and must not be repacked again)
     let packed = this.packed.get(name);
     if (packed === undefined) {
-      const repack = { q8_0: this.k.repackQ8_0x4, q4_0: this.k.repackQ4_0x4, q4_k: this.k.repackQ4_Kx4 }[t.dtype as "q8_0" | "q4_0" | "q4_k"];
-      packed = rows >= 4 && repack !== undefined && repack.call(this.k, ptr, rows, cols);
+      const k = this.k;
+      const repack = { q8_0: k.repackQ8_0x4, q4_0: k.repackQ4_0x4, q4_k: k.repackQ4_Kx4, q6_k: k.repackQ6_Kx4 } as Partial<Record<DType, typeof k.repackQ8_0x4>>;
+      const fn = repack[t.dtype];
+      packed = rows >= 4 && fn !== undefined && fn.call(k, ptr, rows, cols);
       this.packed.set(name, packed);
     }
     return { ptr, dtype: t.dtype, rows, cols, packed };
@@ -260,6 +262,7 @@ export class ModelMemory {
     if (m.packed) {
       if (m.dtype === "q4_0") return this.k.dequantizeRowQ4_0x4(out, m.ptr, m.rows, m.cols, row);
       if (m.dtype === "q4_k") return this.k.dequantizeRowQ4_Kx4(out, m.ptr, m.rows, m.cols, row);
+      if (m.dtype === "q6_k") return this.k.dequantizeRowQ6_Kx4(out, m.ptr, m.rows, m.cols, row);
       return this.k.dequantizeRowQ8_0x4(out, m.ptr, m.rows, m.cols, row);
     }
     this.k.dequantizeRow(m.dtype, out, m.ptr + row * rowBytes(m.dtype, m.cols), m.cols);
@@ -282,6 +285,7 @@ export class ModelMemory {
       }
       if (w.packed && w.dtype === "q4_0") this.k.matmulQ4_0x4(out, w.ptr, xq, w.rows, w.cols, n);
       else if (w.packed && w.dtype === "q4_k") this.k.matmulQ4_Kx4(out, w.ptr, xq, w.rows, w.cols, n);
+      else if (w.packed && w.dtype === "q6_k") this.k.matmulQ6_Kx4(out, w.ptr, xq, w.rows, w.cols, n);
       else if (w.packed) this.k.matmulQ8_0x4(out, w.ptr, xq, w.rows, w.cols, n);
       else this.k.matmul(w.dtype, out, w.ptr, xq, w.rows, w.cols, n);
     } else {

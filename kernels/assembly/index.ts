@@ -22,6 +22,7 @@ export { matmulQ8_0x4, repackQ8_0x4, dequantizeRowQ8_0x4 } from "./matmul_q8x4";
 export { matmulQ4_0 } from "./matmul_q4";
 export { matmulQ4_0x4, repackQ4_0x4, dequantizeRowQ4_0x4 } from "./matmul_q4x4";
 export { matmulQ4_Kx4, repackQ4_Kx4, dequantizeRowQ4_Kx4 } from "./matmul_k4x4";
+export { matmulQ6_Kx4, repackQ6_Kx4, dequantizeRowQ6_Kx4 } from "./matmul_k6x4";
 export {
   quantizeRowQ8_K, quantizeRowsQ8_K, quantizeRowQ8_1, quantizeRowsQ8_1,
   matmulQ4_K, matmulQ5_K, matmulQ6_K, matmulQ5_0, matmulQ4_1, matmulQ5_1,

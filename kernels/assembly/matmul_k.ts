@@ -386,6 +386,11 @@ function rowDotQ6K(w: usize, x: usize, nb: i32): f32 {
   return acc;
 }
 
+/** rowDotQ6K for the tail rows of matmul_k6x4.ts. */
+export function rowDotQ6_K(w: usize, x: usize, nb: i32): f32 {
+  return rowDotQ6K(w, x, nb);
+}
+
 /** q6_K, 4 rows `stride` bytes apart x one token: each lane exactly rowDotQ6K's operations. */
 @inline
 function pass4Q6K(w: usize, stride: usize, x: usize, nb: i32): v128 {

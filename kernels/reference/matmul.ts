@@ -259,6 +259,61 @@ export function matmulQ4_Kx4(out: Float32Array, w: Uint8Array, xq: Uint8Array, r
 }
 
 /**
+ * In-place 4-row interleave of a q6_K matrix (see kernels/assembly/matmul_k6x4.ts): each group of
+ * 4 rows becomes, per block index (840 bytes), the 4 rows' f16 d (8 bytes), 4 scale tables of 16
+ * bytes (table m holds groups 4m..4m+3, group 4m + j of row k at byte 8(j >> 1) + 2k + (j & 1)),
+ * 32 ql vectors and 16 qh vectors of 16 bytes, vector v holding bytes 4v..4v+3 of each of the 4
+ * rows' ql (qh) in row order; the last rows % 4 rows stay plain.
+ */
+export function repackQ6_Kx4(w: Uint8Array, rows: number, cols: number): void {
+  const B = QUANT_FORMATS.q6_k.bytes;
+  const nb = cols / QUANT_FORMATS.q6_k.values;
+  const rb = nb * B;
+  for (let g = 0; g + 4 <= rows; g += 4) {
+    const src = w.slice(g * rb, (g + 4) * rb);
+    const dst = w.subarray(g * rb, (g + 4) * rb);
+    for (let b = 0; b < nb; b++) {
+      const o = b * 4 * B;
+      for (let k = 0; k < 4; k++) {
+        const s = k * rb + b * B;
+        dst[o + 2 * k] = src[s + 208]!;
+        dst[o + 2 * k + 1] = src[s + 209]!;
+        for (let i = 0; i < 16; i++) dst[o + 8 + 16 * (i >> 2) + 8 * ((i & 3) >> 1) + 2 * k + (i & 1)] = src[s + 192 + i]!;
+        for (let v = 0; v < 32; v++) dst.set(src.subarray(s + 4 * v, s + 4 * v + 4), o + 72 + 16 * v + 4 * k);
+        for (let v = 0; v < 16; v++) dst.set(src.subarray(s + 128 + 4 * v, s + 132 + 4 * v), o + 584 + 16 * v + 4 * k);
+      }
+    }
+  }
+}
+
+/** The plain q6_K bytes of row r of a repacked matrix. */
+export function unpackRowQ6_Kx4(w: Uint8Array, rows: number, cols: number, r: number): Uint8Array {
+  const B = QUANT_FORMATS.q6_k.bytes;
+  const nb = cols / QUANT_FORMATS.q6_k.values;
+  const rb = nb * B;
+  if (r >= rows - (rows % 4)) return w.slice(r * rb, (r + 1) * rb);
+  const out = new Uint8Array(rb);
+  const base = (r - (r % 4)) * rb, k = r % 4;
+  for (let b = 0; b < nb; b++) {
+    const o = base + b * 4 * B, d = b * B;
+    out[d + 208] = w[o + 2 * k]!;
+    out[d + 209] = w[o + 2 * k + 1]!;
+    for (let i = 0; i < 16; i++) out[d + 192 + i] = w[o + 8 + 16 * (i >> 2) + 8 * ((i & 3) >> 1) + 2 * k + (i & 1)]!;
+    for (let v = 0; v < 32; v++) out.set(w.subarray(o + 72 + 16 * v + 4 * k, o + 76 + 16 * v + 4 * k), d + 4 * v);
+    for (let v = 0; v < 16; v++) out.set(w.subarray(o + 584 + 16 * v + 4 * k, o + 588 + 16 * v + 4 * k), d + 128 + 4 * v);
+  }
+  return out;
+}
+
+/** matmulQuant("q6_k", ...) on a matrix repacked by repackQ6_Kx4 (same results). */
+export function matmulQ6_Kx4(out: Float32Array, w: Uint8Array, xq: Uint8Array, rows: number, cols: number, nTok: number): void {
+  const rb = (cols / QUANT_FORMATS.q6_k.values) * QUANT_FORMATS.q6_k.bytes;
+  const plain = new Uint8Array(rows * rb);
+  for (let r = 0; r < rows; r++) plain.set(unpackRowQ6_Kx4(w, rows, cols, r), r * rb);
+  matmulQuant("q6_k", out, plain, xq, rows, cols, nTok);
+}
+
+/**
  * Integer part of one block's dot product for the formats beyond q8_0 / q4_0, exactly as ggml's
  * vec_dot_*_q8_* sums it: `sumi` (the codes times the activations, times each sub-block's scale
  * for K-quants) and, for q4_K / q5_K, `summ` (each sub-block's min code times its activations'

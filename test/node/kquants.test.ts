@@ -323,54 +323,82 @@ describe("kernels.wasm against the references", () => {
     });
   }
 
-  describe("q4_Kx4 (the 4-row-interleaved q4_K the runtime repacks into at load)", () => {
+  /** The 4-row-interleaved K-quant layouts (kernels/assembly/matmul_k4x4.ts, matmul_k6x4.ts). */
+  const PACKED_K = [
+    {
+      dtype: "q4_k" as const,
+      repack: (w: Ptr, rows: number, cols: number) => K.repackQ4_Kx4(w, rows, cols),
+      matmul: (o: Ptr, w: Ptr, x: Ptr, rows: number, cols: number, n: number) => K.matmulQ4_Kx4(o, w, x, rows, cols, n),
+      dequantizeRow: (d: Ptr, w: Ptr, rows: number, cols: number, row: number) => K.dequantizeRowQ4_Kx4(d, w, rows, cols, row),
+      refRepack: ref.repackQ4_Kx4,
+      refUnpackRow: ref.unpackRowQ4_Kx4,
+      refMatmul: ref.matmulQ4_Kx4,
+      seed: 60,
+    },
+    {
+      dtype: "q6_k" as const,
+      repack: (w: Ptr, rows: number, cols: number) => K.repackQ6_Kx4(w, rows, cols),
+      matmul: (o: Ptr, w: Ptr, x: Ptr, rows: number, cols: number, n: number) => K.matmulQ6_Kx4(o, w, x, rows, cols, n),
+      dequantizeRow: (d: Ptr, w: Ptr, rows: number, cols: number, row: number) => K.dequantizeRowQ6_Kx4(d, w, rows, cols, row),
+      refRepack: ref.repackQ6_Kx4,
+      refUnpackRow: ref.unpackRowQ6_Kx4,
+      refMatmul: ref.matmulQ6_Kx4,
+      seed: 160,
+    },
+  ];
+  describe.each(PACKED_K)("$dtype x4 (the 4-row-interleaved layout the runtime repacks $dtype into at load)", (f) => {
     const ROWS = [1, 3, 4, 5, 7, 8, 9, 12, 13, 33];
     const COLS = [256, 512, 768, 2048];
-    /** Random q4_K blocks, with every 6-bit scale and min at 0 or 63 in some of them (the tables' edges). */
+    const B = Q.QUANT_FORMATS[f.dtype].bytes;
+    /** Random blocks, with every scale (and min) byte at its extremes in some of them: 6-bit 0 / 63 (q4_K), i8 -128 / 127 (q6_K). */
     function weights(rows: number, cols: number, r: ReturnType<typeof rng>): Uint8Array {
-      const w = randomBlocks("q4_k", (rows * cols) / 256, r, 0.05);
-      for (let b = 0; b < w.length / 144; b++) if (b % 3 === 1) w.fill(b % 2 ? 0xff : 0, b * 144 + 4, b * 144 + 16);
+      const w = randomBlocks(f.dtype, (rows * cols) / 256, r, 0.05);
+      for (let b = 0; b < w.length / B; b++) {
+        if (b % 3 !== 1) continue;
+        if (f.dtype === "q4_k") w.fill(b % 2 ? 0xff : 0, b * B + 4, b * B + 16);
+        else w.fill(b % 2 ? 0x80 : 0x7f, b * B + 192, b * B + 208);
+      }
       return w;
     }
 
     it("wasm repack = reference repack, in place, byte for byte; rows unpack to the original", () => {
-      const r = rng(61);
+      const r = rng(f.seed + 1);
       for (const cols of COLS) for (const rows of ROWS) {
         const wq = weights(rows, cols, r);
         const want = wq.slice();
-        ref.repackQ4_Kx4(want, rows, cols);
+        f.refRepack(want, rows, cols);
         const got = scoped(() => {
           const w = put(wq);
-          expect(K.repackQ4_Kx4(w, rows, cols)).toBe(true);
+          expect(f.repack(w, rows, cols)).toBe(true);
           return K.u8(w, wq.length).slice();
         });
         expect(got, `${rows}x${cols}`).toEqual(want);
-        const rb = Q.rowBytes("q4_k", cols);
-        for (let i = 0; i < rows; i++) expect(ref.unpackRowQ4_Kx4(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
+        const rb = Q.rowBytes(f.dtype, cols);
+        for (let i = 0; i < rows; i++) expect(f.refUnpackRow(got, rows, cols, i)).toEqual(wq.slice(i * rb, (i + 1) * rb));
       }
     });
 
-    it("matmulQ4_Kx4 on the repacked matrix = the plain q4_K matmul and the reference, bit for bit (decode and prefill)", () => {
-      const r = rng(71);
+    it("the x4 matmul on the repacked matrix = the plain matmul and the reference, bit for bit (decode and prefill)", () => {
+      const r = rng(f.seed + 2);
       for (const cols of COLS) for (const rows of ROWS) for (const nTok of [1, 2, 5, 16]) {
         const wq = weights(rows, cols, r);
         const x = r.f32(nTok * cols, 3);
         x[0] = 50; // an outlier
         const xq = Q.quantizeActivations("q8_k", x, nTok, cols);
         const want = new Float32Array(rows * nTok);
-        ref.matmulQuant("q4_k", want, wq, xq, rows, cols, nTok);
+        ref.matmulQuant(f.dtype, want, wq, xq, rows, cols, nTok);
         const packedBytes = wq.slice();
-        ref.repackQ4_Kx4(packedBytes, rows, cols);
+        f.refRepack(packedBytes, rows, cols);
         const viaRef = new Float32Array(rows * nTok);
-        ref.matmulQ4_Kx4(viaRef, packedBytes, xq, rows, cols, nTok);
+        f.refMatmul(viaRef, packedBytes, xq, rows, cols, nTok);
         expect(bits(viaRef)).toEqual(bits(want));
         const got = scoped(() => {
           const w = put(wq), xp = put(xq);
           const out = K.alloc(4 * rows * nTok + 64, 64);
           K.f32(out, rows * nTok + 16).fill(NaN);
           K.f32(out + 4 * rows * nTok, 16).fill(7);
-          K.repackQ4_Kx4(w, rows, cols);
-          K.matmulQ4_Kx4(out, w, xp, rows, cols, nTok);
+          f.repack(w, rows, cols);
+          f.matmul(out, w, xp, rows, cols, nTok);
           expect(Array.from(K.f32(out + 4 * rows * nTok, 16))).toEqual(new Array(16).fill(7));
           return Float32Array.from(K.f32(out, rows * nTok));
         });
@@ -378,46 +406,46 @@ describe("kernels.wasm against the references", () => {
       }
     });
 
-    it.each([[36, 256], [100, 768], [260, 2048], [1024, 768]])("%i x %i, one token (groups g and g + G/2 in one pass): = matmul q4_k", (rows, cols) => {
+    it.each([[36, 256], [100, 768], [260, 2048], [1024, 768]])("%i x %i, one token (groups g and g + G/2 in one pass): = the plain matmul", (rows, cols) => {
       const r = rng(rows + cols);
       const wq = weights(rows, cols, r);
       const xq = Q.quantizeActivations("q8_k", r.f32(cols, 2), 1, cols);
       const [plain, packed] = scoped(() => {
         const w = put(wq), xp = put(xq);
         const o1 = K.alloc(4 * rows, 64), o2 = K.alloc(4 * rows, 64);
-        K.matmul("q4_k", o1, w, xp, rows, cols, 1);
-        expect(K.repackQ4_Kx4(w, rows, cols)).toBe(true);
-        K.matmulQ4_Kx4(o2, w, xp, rows, cols, 1);
+        K.matmul(f.dtype, o1, w, xp, rows, cols, 1);
+        expect(f.repack(w, rows, cols)).toBe(true);
+        f.matmul(o2, w, xp, rows, cols, 1);
         return [Float32Array.from(K.f32(o1, rows)), Float32Array.from(K.f32(o2, rows))];
       });
       expect(bits(packed)).toEqual(bits(plain));
     });
 
     it("a row of a repacked matrix reads back as dequantizeRow of the plain row", () => {
-      const r = rng(81);
+      const r = rng(f.seed + 3);
       for (const cols of COLS) for (const rows of ROWS) {
         const wq = weights(rows, cols, r);
-        const rb = Q.rowBytes("q4_k", cols);
+        const rb = Q.rowBytes(f.dtype, cols);
         scoped(() => {
           const w = put(wq), dst = K.alloc(4 * cols, 64);
-          K.repackQ4_Kx4(w, rows, cols);
+          f.repack(w, rows, cols);
           for (let i = 0; i < rows; i++) {
-            K.dequantizeRowQ4_Kx4(dst, w, rows, cols, i);
-            expect(bits(Float32Array.from(K.f32(dst, cols))), `${rows}x${cols} row ${i}`).toEqual(bits(Q.dequantize("q4_k", wq.subarray(i * rb, (i + 1) * rb), 1, cols)));
+            f.dequantizeRow(dst, w, rows, cols, i);
+            expect(bits(Float32Array.from(K.f32(dst, cols))), `${rows}x${cols} row ${i}`).toEqual(bits(Q.dequantize(f.dtype, wq.subarray(i * rb, (i + 1) * rb), 1, cols)));
           }
         });
       }
     });
 
     it("repack declines rows too wide for its scratch and leaves them untouched", () => {
-      const rows = 4, cols = 256 * 128; // 4 x 18 KiB fits; 4 x 128 blocks x 144 B = 72 KiB fits too
-      const wide = 256 * 512; // 4 x 72 KiB > the 256 KiB scratch
+      const rows = 4, cols = 256 * 256; // 4 rows of 256 blocks: 144 KiB (q4_K), 210 KiB (q6_K) fit the 256 KiB scratch
+      const wide = 256 * 512; // twice as wide does not
       scoped(() => {
-        const ok = randomBlocks("q4_k", (rows * cols) / 256, rng(91));
-        expect(K.repackQ4_Kx4(put(ok), rows, cols)).toBe(true);
-        const wq = randomBlocks("q4_k", (rows * wide) / 256, rng(92));
+        const ok = randomBlocks(f.dtype, (rows * cols) / 256, rng(91));
+        expect(f.repack(put(ok), rows, cols)).toBe(true);
+        const wq = randomBlocks(f.dtype, (rows * wide) / 256, rng(92));
         const w = put(wq);
-        expect(K.repackQ4_Kx4(w, rows, wide)).toBe(false);
+        expect(f.repack(w, rows, wide)).toBe(false);
         expect(K.u8(w, wq.length).slice()).toEqual(wq);
       });
     });
