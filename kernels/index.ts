@@ -389,8 +389,8 @@ export class Kernels {
   /**
    * Repack a q6_K matrix in place (same bytes) into the 4-row-interleaved layout that
    * `matmulQ6_Kx4` reads: per 4 rows and block index, the 4 rows' d, their scales as tables by
-   * 16-value group, then their ql and qh bytes transposed in 4-byte units; the last rows % 4
-   * rows stay plain. Returns false (memory untouched) if the rows are too wide for the kernels'
+   * 16-value group, then their 6-bit codes regrouped so that 4 values of each row come out of
+   * one mask (or a few shifts); the last rows % 4 rows stay plain. Returns false (memory untouched) if the rows are too wide for the kernels'
    * scratch. The repacked matrix must only be used through the *Q6_Kx4 methods.
    */
   repackQ6_Kx4(w: Ptr, rows: number, cols: number): boolean {

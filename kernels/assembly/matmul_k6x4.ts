@@ -1,19 +1,22 @@
 // q6_K matmul over a 4-row-interleaved copy of the weights ("q6_Kx4"), made once at model load
 // by repackQ6_Kx4, in place and in the same bytes. Rows 4g..4g+3 of a plain q6_K matrix occupy
 // 4 x nb x 210 contiguous bytes; repacked, that region holds per block index b (840 bytes):
-//   [f16 d of rows 4g..4g+3 (8 B)] [4 scale tables of 16 B] [32 x 16 B of ql] [16 x 16 B of qh]
+//   [f16 d of rows 4g..4g+3 (8 B)] [4 scale tables of 16 B] [16 x 48 B of codes]
 // Scale table m holds the i8 scales of the 16-value groups 4m..4m+3 of the 4 rows, group 4m + j
 // of row k at byte 8(j >> 1) + 2k + (j & 1): its low 8 bytes widened to i16 are, per row, the
 // pair (4m, 4m+1), so one widening dot with the activation sums (b[4m], b[4m+1]) repeated gives
 // the 4 rows' share of the -32 offset (and the high 8 bytes the pair (4m+2, 4m+3)).
-// ql vector c (0..31) is [row 4g bytes 4c..4c+3 of ql, row 4g+1's, .., row 4g+3's], qh vector e
-// (0..15) the same of qh: the 6-bit codes of 4 consecutive values of each of the 4 rows come
-// out of one ql and one qh vector with q6_K's usual masks and shifts, and a relaxed dot against
-// those 4 activation bytes splatted to all lanes yields i16 lanes that belong to one row each
-// (lanes 2k, 2k+1 -> row k). Two such dots add up as i16 (|lane| <= 2 * 2 * 127 * 63 = 32004),
-// and one widening dot with the group's scales laid out as [s0, s0, s1, s1, ..] gives the 4 rows'
-// scaled sums. Rows past the last multiple of 4 (the tail, < 4 rows) stay in the plain layout.
-// The integer sums are exact and the f32 operations those of matmulQ6_K: bit-identical results.
+// The codes: q6_K's 6-bit codes (0..63, before the -32) of values 128h + 32J + 4c + i (half h,
+// quarter J = 0..3, c = 0..7, i = 0..3) of the 4 rows go to 48-byte set 8h + c, three vectors
+// V0, V1, V2 with byte 4k + i of Vj = code of quarter j of row k | 2 bits of quarter 3's code
+// (bits 2j, 2j + 1) << 6. So quarters 0..2 are one mask away (V & 63) and quarter 3 six shifts
+// and masks (ggml's ql / qh split costs 17 operations for the four). A relaxed dot of 4 codes
+// a row against those 4 activation bytes splatted to all lanes yields i16 lanes that belong to
+// one row each (lanes 2k, 2k+1 -> row k). Two such dots add up as i16 (|lane| <= 2 * 2 * 127 *
+// 63 = 32004), and one widening dot with the group's scales laid out as [s0, s0, s1, s1, ..]
+// gives the 4 rows' scaled sums. Rows past the last multiple of 4 (the tail, < 4 rows) stay in
+// the plain layout. The integer sums are exact and the f32 operations those of matmulQ6_K:
+// bit-identical results.
 
 import { SCRATCH_BYTES, scratchBase, h2fHighExact } from "./common";
 import { QK_K, Q6_K_BLOCK_BYTES, Q8_K_BLOCK_BYTES } from "../build/formats";
@@ -22,8 +25,16 @@ import { rowDotQ6_K, dequantizeRowQ6_K } from "./matmul_k";
 const BB: usize = <usize>Q6_K_BLOCK_BYTES;
 const KB: usize = <usize>Q8_K_BLOCK_BYTES;
 const GB: usize = 4 * BB; // one block index of a 4-row group
-const QL: usize = 72; // offset of the ql vectors in a group's block
-const QH: usize = 584; // offset of the qh vectors
+const CODES: usize = 72; // offset of the code sets in a group's block
+
+/** The 6-bit code (0..63) of value v of the plain q6_K block at b (ggml's ql / qh layout). */
+@inline
+function codeAt(b: usize, v: usize): u32 {
+  const h = v >> 7, J = (v >> 5) & 3, l = v & 31;
+  const ql = <u32>load<u8>(b + (h << 6) + l + ((J & 1) << 5));
+  const low = J < 2 ? ql & 15 : ql >> 4;
+  return low | (((<u32>load<u8>(b + 128 + (h << 5) + l) >> (<u32>J << 1)) & 3) << 4);
+}
 
 /** Byte of scale table m (of 4) that holds group 4m + j of row k. */
 @inline
@@ -50,8 +61,13 @@ export function repackQ6_Kx4(w: usize, rows: i32, cols: i32): i32 {
         const src = S + k * stride + b * BB;
         store<u16>(o + (k << 1), load<u16>(src, 208));
         for (let i: usize = 0; i < 16; i++) store<u8>(o + 8 + ((i >> 2) << 4) + tableByte(i & 3, k), load<u8>(src + 192 + i));
-        for (let c: usize = 0; c < 32; c++) store<u32>(o + QL + (c << 4) + (k << 2), load<u32>(src + (c << 2)));
-        for (let e: usize = 0; e < 16; e++) store<u32>(o + QH + (e << 4) + (k << 2), load<u32>(src + 128 + (e << 2)));
+        for (let h: usize = 0; h < 2; h++) {
+          for (let l: usize = 0; l < 32; l++) {
+            const c3 = codeAt(src, (h << 7) + 96 + l);
+            const at = o + CODES + 48 * ((h << 3) + (l >> 2)) + (k << 2) + (l & 3);
+            for (let j: usize = 0; j < 3; j++) store<u8>(at + (j << 4), codeAt(src, (h << 7) + (j << 5) + l) | (((c3 >> (<u32>j << 1)) & 3) << 6));
+          }
+        }
       }
     }
   }
@@ -75,8 +91,16 @@ export function dequantizeRowQ6_Kx4(dst: usize, w: usize, rows: i32, cols: i32, 
     const o = S + b * BB, src = p + b * GB;
     store<u16>(o, load<u16>(src + (k << 1)), 208);
     for (let i: usize = 0; i < 16; i++) store<u8>(o + 192 + i, load<u8>(src + 8 + ((i >> 2) << 4) + tableByte(i & 3, k)));
-    for (let c: usize = 0; c < 32; c++) store<u32>(o + (c << 2), load<u32>(src + QL + (c << 4) + (k << 2)));
-    for (let e: usize = 0; e < 16; e++) store<u32>(o + 128 + (e << 2), load<u32>(src + QH + (e << 4) + (k << 2)));
+    for (let h: usize = 0; h < 2; h++) {
+      for (let l: usize = 0; l < 32; l++) {
+        const at = src + CODES + 48 * ((h << 3) + (l >> 2)) + (k << 2) + (l & 3);
+        const v0 = <u32>load<u8>(at), v1 = <u32>load<u8>(at + 16), v2 = <u32>load<u8>(at + 32);
+        const c0 = v0 & 63, c1 = v1 & 63, c2 = v2 & 63, c3 = (v0 >> 6) | ((v1 >> 6) << 2) | ((v2 >> 6) << 4);
+        store<u8>(o + (h << 6) + l, (c0 & 15) | ((c2 & 15) << 4));
+        store<u8>(o + (h << 6) + 32 + l, (c1 & 15) | ((c3 & 15) << 4));
+        store<u8>(o + 128 + (h << 5) + l, (c0 >> 4) | ((c1 >> 4) << 2) | ((c2 >> 4) << 4) | ((c3 >> 4) << 6));
+      }
+    }
   }
   dequantizeRowQ6_K(dst, S, cols);
 }
@@ -98,60 +122,45 @@ function expand(t: usize, j: usize): v128 {
   return i16x8.shr_s(i8x16.relaxed_swizzle(v128.load(t), v128.load(EXPAND + (j << 4))), 8);
 }
 
-/**
- * The 6-bit codes of value quarter J (0..3: ggml's q1..q4) of the 4 rows from their ql and qh
- * vectors (J a constant; as matmul_k.ts blockQ6K).
- */
+/** Quarter J's 6-bit codes of the 4 rows from a code set's V0, V1, V2 (J a constant). */
 @inline
-function codes(q: v128, h: v128, J: i32, m4: v128, m30: v128): v128 {
-  if (J == 0) return v128.or(v128.and(q, m4), v128.and(i16x8.shl(h, 4), m30));
-  if (J == 1) return v128.or(v128.and(q, m4), v128.and(i16x8.shl(h, 2), m30));
-  if (J == 2) return v128.or(v128.and(i16x8.shr_u(q, 4), m4), v128.and(h, m30));
-  return v128.or(v128.and(i16x8.shr_u(q, 4), m4), v128.and(i16x8.shr_u(h, 2), m30));
-}
-
-/**
- * 4 consecutive values of each of the 4 rows in each quarter of one half of a block (ql vectors
- * A at a and B at a + 128, qh vector H at h; activations of quarter J at x + 32 J): the four
- * quarters' relaxed dots, added to d0..d3 of the scratch at acc (i16x8 each).
- */
-@inline
-function chunk4(a: usize, h: usize, x: usize, acc: usize, m4: v128, m30: v128): void {
-  const A = v128.load(a), B = v128.load(a, 128), H = v128.load(h);
-  v128.store(acc, i16x8.add(v128.load(acc), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), codes(A, H, 0, m4, m30))));
-  v128.store(acc, i16x8.add(v128.load(acc, 16), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 32), codes(B, H, 1, m4, m30))), 16);
-  v128.store(acc, i16x8.add(v128.load(acc, 32), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 64), codes(A, H, 2, m4, m30))), 32);
-  v128.store(acc, i16x8.add(v128.load(acc, 48), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 96), codes(B, H, 3, m4, m30))), 48);
+function codes(v0: v128, v1: v128, v2: v128, J: i32, m63: v128, m: v128): v128 {
+  if (J == 0) return v128.and(v0, m63);
+  if (J == 1) return v128.and(v1, m63);
+  if (J == 2) return v128.and(v2, m63);
+  // the top 2 bits of each byte (m = 0xc0 in every byte) moved down: nothing crosses a byte
+  return v128.or(v128.or(i16x8.shr_u(v128.and(v0, m), 6), i16x8.shr_u(v128.and(v1, m), 4)), i16x8.shr_u(v128.and(v2, m), 2));
 }
 
 /** One block of one 4-row group at p with the q8_K block at x: the integer dot before the -32 offset. */
 @inline
-function block4(p: usize, x: usize, acc: usize, m4: v128, m30: v128): v128 {
+function block4(p: usize, x: usize, m63: v128, mC0: v128): v128 {
   let s = i32x4.splat(0);
-  let a = p + QL, h = p + QH, t = p + 8, xa = x + 4;
-  const zero = i16x8.splat(0);
+  let a = p + CODES, t = p + 8, xa = x + 4;
   for (let half = 0; half < 2; half++) {
-    for (let mm: usize = 0; mm < 2; mm++) {
+    for (let mm = 0; mm < 2; mm++) {
       // groups 8 half + 2J + mm of quarters J = 0..3: tables t (J = 0, 1) and t + 16 (J = 2, 3)
       const e0 = expand(t, mm), e1 = expand(t, 2 + mm), e2 = expand(t + 16, mm), e3 = expand(t + 16, 2 + mm);
       for (let pr = 0; pr < 2; pr++) {
-        // two chunks of 4 values (|i16 lane| <= 2 * 2 * 127 * 63), then scaled into s
-        let A = v128.load(a), B = v128.load(a, 128), H = v128.load(h);
-        let d0 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa), codes(A, H, 0, m4, m30));
-        let d1 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 32), codes(B, H, 1, m4, m30));
-        let d2 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 64), codes(A, H, 2, m4, m30));
-        let d3 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 96), codes(B, H, 3, m4, m30));
-        A = v128.load(a, 16); B = v128.load(a, 144); H = v128.load(h, 16);
-        d0 = i16x8.add(d0, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 4), codes(A, H, 0, m4, m30)));
-        d1 = i16x8.add(d1, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 36), codes(B, H, 1, m4, m30)));
-        d2 = i16x8.add(d2, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 68), codes(A, H, 2, m4, m30)));
-        d3 = i16x8.add(d3, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 100), codes(B, H, 3, m4, m30)));
+        // two code sets (4 values a row and quarter; |i16 lane| <= 2 * 2 * 127 * 63), then scaled into s
+        let v0 = v128.load(a), v1 = v128.load(a, 16), v2 = v128.load(a, 32);
+        let d0 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa), codes(v0, v1, v2, 0, m63, mC0));
+        let d1 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 32), codes(v0, v1, v2, 1, m63, mC0));
+        let d2 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 64), codes(v0, v1, v2, 2, m63, mC0));
+        let d3 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 96), codes(v0, v1, v2, 3, m63, mC0));
+        v0 = v128.load(a, 48); v1 = v128.load(a, 64); v2 = v128.load(a, 80);
+        d0 = i16x8.add(d0, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 4), codes(v0, v1, v2, 0, m63, mC0)));
+        d1 = i16x8.add(d1, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 36), codes(v0, v1, v2, 1, m63, mC0)));
+        d2 = i16x8.add(d2, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 68), codes(v0, v1, v2, 2, m63, mC0)));
+        d3 = i16x8.add(d3, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 100), codes(v0, v1, v2, 3, m63, mC0)));
         s = i32x4.add(s, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(d0, e0), i32x4.dot_i16x8_s(d1, e1)), i32x4.add(i32x4.dot_i16x8_s(d2, e2), i32x4.dot_i16x8_s(d3, e3))));
-        a += 32; h += 32; xa += 8;
+        a += 96;
+        xa += 8;
       }
     }
-    // the next half: ql 256 bytes on (a moved 128), qh 128 on (h moved 128), tables 32 on, activations 128 on (xa moved 32)
-    a += 128; t += 32; xa += 96;
+    // the next half: tables 32 on, activations 128 on (xa moved 32); the code sets follow on
+    t += 32;
+    xa += 96;
   }
   return s;
 }
@@ -180,12 +189,12 @@ function update(acc: v128, p: usize, x: usize, s: v128): v128 {
 
 /** Two 4-row groups (at p and q; q == p for one group alone) x one token over nb blocks. */
 @inline
-function pass8(o: usize, o2: usize, p: usize, q: usize, x: usize, nb: i32, acc: usize): void {
-  const m4 = i8x16.splat(0x0f), m30 = i8x16.splat(0x30);
+function pass8(o: usize, o2: usize, p: usize, q: usize, x: usize, nb: i32): void {
+  const m63 = i8x16.splat(63), mC0 = i8x16.splat(<i8>0xc0);
   let accA = f32x4.splat(0), accB = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    accA = update(accA, p, x, block4(p, x, acc, m4, m30));
-    accB = update(accB, q, x, block4(q, x, acc, m4, m30));
+    accA = update(accA, p, x, block4(p, x, m63, mC0));
+    accB = update(accB, q, x, block4(q, x, m63, mC0));
     p += GB;
     q += GB;
     x += KB;
@@ -211,7 +220,7 @@ export function matmulQ6_Kx4(out: usize, w: usize, xq: usize, rows: i32, cols: i
     const p = w + <usize>g * stride * 4, q = w + <usize>(g + H) * stride * 4;
     for (let t = 0; t < nTok; t++) {
       const ot = out + <usize>t * ostride;
-      pass8(ot + (<usize>g << 4), ot + (<usize>(g + H) << 4), p, q, xq + <usize>t * xstride, nb, S);
+      pass8(ot + (<usize>g << 4), ot + (<usize>(g + H) << 4), p, q, xq + <usize>t * xstride, nb);
     }
   }
   // the odd last group, with itself as the second
@@ -219,7 +228,7 @@ export function matmulQ6_Kx4(out: usize, w: usize, xq: usize, rows: i32, cols: i
     const p = w + <usize>g * stride * 4;
     for (let t = 0; t < nTok; t++) {
       const o = out + <usize>t * ostride + (<usize>g << 4);
-      pass8(o, o, p, p, xq + <usize>t * xstride, nb, S);
+      pass8(o, o, p, p, xq + <usize>t * xstride, nb);
     }
   }
   for (let r = G << 2; r < rows; r++) {

@@ -258,12 +258,20 @@ export function matmulQ4_Kx4(out: Float32Array, w: Uint8Array, xq: Uint8Array, r
   matmulQuant("q4_k", out, plain, xq, rows, cols, nTok);
 }
 
+/** The 6-bit code (0..63, before the -32) of value v of the q6_K block at b[p..]. */
+function q6Code(b: Uint8Array, p: number, v: number): number {
+  const h = v >> 7, J = (v >> 5) & 3, l = v & 31;
+  const ql = b[p + 64 * h + l + 32 * (J & 1)]!;
+  return (J < 2 ? ql & 15 : ql >> 4) | (((b[p + 128 + 32 * h + l]! >> (2 * J)) & 3) << 4);
+}
+
 /**
  * In-place 4-row interleave of a q6_K matrix (see kernels/assembly/matmul_k6x4.ts): each group of
  * 4 rows becomes, per block index (840 bytes), the 4 rows' f16 d (8 bytes), 4 scale tables of 16
  * bytes (table m holds groups 4m..4m+3, group 4m + j of row k at byte 8(j >> 1) + 2k + (j & 1)),
- * 32 ql vectors and 16 qh vectors of 16 bytes, vector v holding bytes 4v..4v+3 of each of the 4
- * rows' ql (qh) in row order; the last rows % 4 rows stay plain.
+ * then 16 code sets of 48 bytes: set 8h + c holds values 128h + 32J + 4c + i (J = 0..3, i = 0..3)
+ * of the 4 rows as three vectors, byte 4k + i of vector j being the code of quarter j of row k
+ * with bits 2j, 2j + 1 of quarter 3's code in its top 2 bits; the last rows % 4 rows stay plain.
  */
 export function repackQ6_Kx4(w: Uint8Array, rows: number, cols: number): void {
   const B = QUANT_FORMATS.q6_k.bytes;
@@ -279,14 +287,19 @@ export function repackQ6_Kx4(w: Uint8Array, rows: number, cols: number): void {
         dst[o + 2 * k] = src[s + 208]!;
         dst[o + 2 * k + 1] = src[s + 209]!;
         for (let i = 0; i < 16; i++) dst[o + 8 + 16 * (i >> 2) + 8 * ((i & 3) >> 1) + 2 * k + (i & 1)] = src[s + 192 + i]!;
-        for (let v = 0; v < 32; v++) dst.set(src.subarray(s + 4 * v, s + 4 * v + 4), o + 72 + 16 * v + 4 * k);
-        for (let v = 0; v < 16; v++) dst.set(src.subarray(s + 128 + 4 * v, s + 132 + 4 * v), o + 584 + 16 * v + 4 * k);
+        for (let h = 0; h < 2; h++) {
+          for (let l = 0; l < 32; l++) {
+            const c3 = q6Code(src, s, 128 * h + 96 + l);
+            const at = o + 72 + 48 * (8 * h + (l >> 2)) + 4 * k + (l & 3);
+            for (let j = 0; j < 3; j++) dst[at + 16 * j] = q6Code(src, s, 128 * h + 32 * j + l) | (((c3 >> (2 * j)) & 3) << 6);
+          }
+        }
       }
     }
   }
 }
 
-/** The plain q6_K bytes of row r of a repacked matrix. */
+/** The plain q6_K bytes of row r of a repacked matrix (ggml's ql / qh split rebuilt). */
 export function unpackRowQ6_Kx4(w: Uint8Array, rows: number, cols: number, r: number): Uint8Array {
   const B = QUANT_FORMATS.q6_k.bytes;
   const nb = cols / QUANT_FORMATS.q6_k.values;
@@ -299,8 +312,16 @@ export function unpackRowQ6_Kx4(w: Uint8Array, rows: number, cols: number, r: nu
     out[d + 208] = w[o + 2 * k]!;
     out[d + 209] = w[o + 2 * k + 1]!;
     for (let i = 0; i < 16; i++) out[d + 192 + i] = w[o + 8 + 16 * (i >> 2) + 8 * ((i & 3) >> 1) + 2 * k + (i & 1)]!;
-    for (let v = 0; v < 32; v++) out.set(w.subarray(o + 72 + 16 * v + 4 * k, o + 76 + 16 * v + 4 * k), d + 4 * v);
-    for (let v = 0; v < 16; v++) out.set(w.subarray(o + 584 + 16 * v + 4 * k, o + 588 + 16 * v + 4 * k), d + 128 + 4 * v);
+    for (let h = 0; h < 2; h++) {
+      for (let l = 0; l < 32; l++) {
+        const at = o + 72 + 48 * (8 * h + (l >> 2)) + 4 * k + (l & 3);
+        const [v0, v1, v2] = [w[at]!, w[at + 16]!, w[at + 32]!];
+        const c = [v0 & 63, v1 & 63, v2 & 63, (v0 >> 6) | ((v1 >> 6) << 2) | ((v2 >> 6) << 4)];
+        out[d + 64 * h + l] = (c[0]! & 15) | ((c[2]! & 15) << 4);
+        out[d + 64 * h + 32 + l] = (c[1]! & 15) | ((c[3]! & 15) << 4);
+        out[d + 128 + 32 * h + l] = (c[0]! >> 4) | ((c[1]! >> 4) << 2) | ((c[2]! >> 4) << 4) | ((c[3]! >> 4) << 6);
+      }
+    }
   }
   return out;
 }
