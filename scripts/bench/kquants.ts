@@ -1,6 +1,6 @@
 // The K-quant measurements of `npm run bench` (full run): on the stories110M shape, our q4_K
 // decode against our q4_0 (the two loaded at once, decoded turn about), and a Q4_K_M GGUF file
-// (our writer, llama.cpp's mix) decoded and prefilled by our runtime and by llama.cpp
+// (our writer, llama.cpp's mix) decoded by our runtime and by llama.cpp turn about, and prefilled
 // (node-llama-cpp, one CPU thread, installed on demand as for scripts/fidelity).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -10,7 +10,9 @@ import { ensureLlamaCpp } from "../fidelity/llama-cpp";
 import { readGguf } from "../import/gguf";
 import { llama2cTokenizerToGguf, writeGguf } from "../import/gguf-writer";
 import { readLlama2cCheckpoint } from "../import/llama2c";
+import { instantiateWeights } from "../build/instance";
 import { benchPrompt, ensureBuilt, pairedDecode, runInProcess, type BuiltModel, type PairedDecode, type RunOptions } from "./models";
+import { median } from "./timing";
 import { BENCH_DIR } from "./roofline";
 
 export interface KQuantResult {
@@ -21,6 +23,7 @@ export interface KQuantResult {
   q4_0PrefillTokensPerSecond: number;
   /** The same Q4_K_M GGUF file in our runtime and in llama.cpp. */
   q4km: {
+    /** Decode: turn about with llama.cpp when it runs (else runInProcess's). */
     ours: { decodeTokensPerSecond: number; prefillTokensPerSecond: number };
     llamaCpp: { decodeTokensPerSecond: number; prefillTokensPerSecond: number } | null;
     llamaCppError?: string;
@@ -50,10 +53,9 @@ async function builtFromGguf(path: string): Promise<BuiltModel> {
   return { manifest: artifacts.manifest, weights, checkpoint: path };
 }
 
-/** llama.cpp on one thread: decode tokens/s (one token at a time after the prompt) and prefill tokens/s. */
-async function llamaCppSpeed(path: string, o: RunOptions): Promise<{ decodeTokensPerSecond: number; prefillTokensPerSecond: number }> {
+/** A node-llama-cpp session on one thread (node-llama-cpp is not a dependency: typed here as far as it is used). */
+async function openLlamaCpp(path: string) {
   const require = createRequire(join(ensureLlamaCpp(() => {}), "x.js"));
-  // node-llama-cpp is not a dependency of the project: typed here as far as it is used
   type Seq = { evaluate(t: number[], o: { temperature: number }): AsyncGenerator<number>; evaluateWithoutGeneratingNewTokens(t: number[]): Promise<void>; clearHistory(): Promise<void> };
   const { getLlama } = (await import(require.resolve("node-llama-cpp"))) as {
     getLlama(o: { gpu: false; logLevel: string }): Promise<{ loadModel(o: { modelPath: string }): Promise<{ createContext(o: { contextSize: number; threads: number; batchSize: number }): Promise<{ getSequence(): Seq; dispose(): Promise<void> }>; dispose(): Promise<void> }> }>;
@@ -62,31 +64,84 @@ async function llamaCppSpeed(path: string, o: RunOptions): Promise<{ decodeToken
   const model = await llama.loadModel({ modelPath: path });
   const context = await model.createContext({ contextSize: 1024, threads: 1, batchSize: 512 });
   const seq = context.getSequence();
-  const vocab = 32000;
-  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-  // prefill: the same prompt as ours, median of the repetitions after one warm-up
-  const long = benchPrompt(o.prefillTokens, vocab);
-  const pre: number[] = [];
-  for (let r = 0; r <= o.prefillReps; r++) {
-    await seq.clearHistory();
-    const t = performance.now();
-    await seq.evaluateWithoutGeneratingNewTokens(long);
-    if (r > 0) pre.push(performance.now() - t);
+  return {
+    /** ms to evaluate `tokens` from an empty history. */
+    async prefill(tokens: number[]): Promise<number> {
+      await seq.clearHistory();
+      const t = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(tokens);
+      return performance.now() - t;
+    },
+    /** ms per token of n greedy tokens after `prompt` (the first, which includes the prompt, left out). */
+    async decode(prompt: number[], n: number): Promise<number[]> {
+      await seq.clearHistory();
+      const steps: number[] = [];
+      let last = performance.now();
+      let i = 0;
+      for await (const _ of seq.evaluate(prompt, { temperature: 0 })) {
+        const now = performance.now();
+        if (i > 0) steps.push(now - last);
+        last = now;
+        if (++i > n) break;
+      }
+      return steps;
+    },
+    async close(): Promise<void> {
+      await context.dispose();
+      await model.dispose();
+    },
+  };
+}
+
+/** Our runtime on the same model: ms per token of n greedy tokens after `prompt`. */
+async function openOurs(built: BuiltModel) {
+  const { model, caches, kernels } = await instantiateWeights(built.manifest, built.weights);
+  const cache = caches[0]!;
+  const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
+  return {
+    decode(prompt: number[], n: number): number[] {
+      let next = argmax(model.forward(prompt, 0, cache));
+      const steps: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        next = argmax(model.forward([next], prompt.length + i, cache));
+        steps.push(performance.now() - t);
+      }
+      return steps;
+    },
+  };
+}
+
+/**
+ * Decode of the same file by ours and by llama.cpp, turn about (a shared machine drifts more
+ * between two separate measurements than the margin): `rounds` rounds, each side decoding
+ * o.decodeTokens tokens after the same prompt in each; medians of all per-token times. Prefill:
+ * llama.cpp's median over o.prefillReps after one warm-up (ours comes from runInProcess).
+ */
+async function versusLlamaCpp(built: BuiltModel, path: string, o: RunOptions, rounds: number): Promise<{ ours: number; llamaCpp: { decodeTokensPerSecond: number; prefillTokensPerSecond: number } }> {
+  const vocab = built.manifest.config.vocabSize;
+  const cpp = await openLlamaCpp(path);
+  try {
+    const long = benchPrompt(o.prefillTokens, vocab);
+    const pre: number[] = [];
+    for (let r = 0; r <= o.prefillReps; r++) {
+      const ms = await cpp.prefill(long);
+      if (r > 0) pre.push(ms);
+    }
+    const mine = await openOurs(built);
+    const prompt = benchPrompt(o.promptTokens, vocab);
+    // one warm-up round each, then the measured rounds
+    mine.decode(prompt, o.decodeWarmup);
+    await cpp.decode(prompt, o.decodeWarmup);
+    const a: number[] = [], b: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      a.push(...mine.decode(prompt, o.decodeTokens));
+      b.push(...(await cpp.decode(prompt, o.decodeTokens)));
+    }
+    return { ours: 1000 / median(a), llamaCpp: { decodeTokensPerSecond: 1000 / median(b), prefillTokensPerSecond: (1000 * long.length) / median(pre) } };
+  } finally {
+    await cpp.close();
   }
-  // decode: after a prompt of o.promptTokens, o.decodeTokens tokens one at a time
-  await seq.clearHistory();
-  const steps: number[] = [];
-  let last = performance.now();
-  let n = 0;
-  for await (const _ of seq.evaluate(benchPrompt(o.promptTokens, vocab), { temperature: 0 })) {
-    const now = performance.now();
-    if (n > 0) steps.push(now - last); // the first one includes the prompt
-    last = now;
-    if (++n > o.decodeTokens) break;
-  }
-  await context.dispose();
-  await model.dispose();
-  return { decodeTokensPerSecond: 1000 / median(steps), prefillTokensPerSecond: (1000 * long.length) / median(pre) };
 }
 
 export async function benchKQuants(q4_0: BuiltModel, tokenizer: string, o: RunOptions, rounds: number, tokenizerFile: Uint8Array, log: (s: string) => void): Promise<KQuantResult> {
@@ -96,9 +151,10 @@ export async function benchKQuants(q4_0: BuiltModel, tokenizer: string, o: RunOp
   const pair = await pairedDecode(q4k, q4_0, o, rounds);
   const q4kRun = await runInProcess(q4k, o, false, tokenizerFile);
   const q4_0Run = await runInProcess(q4_0, o, false, tokenizerFile);
-  log("stories110M Q4_K_M GGUF: ours, then llama.cpp (node-llama-cpp, one thread)");
+  log("stories110M Q4_K_M GGUF: ours and llama.cpp (node-llama-cpp, one thread), decode turn about");
   const path = q4kmFile(q4_0, tokenizer);
-  const ours = await runInProcess(await builtFromGguf(path), o, false, tokenizerFile);
+  const q4km = await builtFromGguf(path);
+  const ours = await runInProcess(q4km, o, false, tokenizerFile);
   const result: KQuantResult = {
     shape: "stories110M",
     pair,
@@ -107,7 +163,9 @@ export async function benchKQuants(q4_0: BuiltModel, tokenizer: string, o: RunOp
     q4km: { ours: { decodeTokensPerSecond: ours.decodeTokensPerSecond, prefillTokensPerSecond: ours.prefillTokensPerSecond }, llamaCpp: null },
   };
   try {
-    result.q4km.llamaCpp = await llamaCppSpeed(path, o);
+    const vs = await versusLlamaCpp(q4km, path, o, rounds);
+    result.q4km.llamaCpp = vs.llamaCpp;
+    result.q4km.ours.decodeTokensPerSecond = vs.ours;
   } catch (e) {
     result.q4km.llamaCppError = (e as Error).message.split("\n")[0];
   }

@@ -94,7 +94,7 @@ export function formatReport(r: BenchResult): string {
     out.push(`K-quants, stories110M: q4_k decode ${num(k.pair.aTokensPerSecond)} tok/s vs q4_0 ${num(k.pair.bTokensPerSecond)} tok/s turn about = ${k.pair.ratio.toFixed(2)}x; prefill q4_k ${num(k.q4kPrefillTokensPerSecond)} tok/s, q4_0 ${num(k.q4_0PrefillTokensPerSecond)} tok/s.`);
     const l = k.q4km.llamaCpp;
     out.push(`Q4_K_M GGUF (same file): ours decode ${num(k.q4km.ours.decodeTokensPerSecond)} tok/s, prefill ${num(k.q4km.ours.prefillTokensPerSecond)} tok/s; ` +
-      (l ? `llama.cpp (one thread) decode ${num(l.decodeTokensPerSecond)} tok/s, prefill ${num(l.prefillTokensPerSecond)} tok/s.` : `llama.cpp not measured: ${k.q4km.llamaCppError}.`));
+      (l ? `llama.cpp (one thread) decode ${num(l.decodeTokensPerSecond)} tok/s (decoded turn about with ours), prefill ${num(l.prefillTokensPerSecond)} tok/s.` : `llama.cpp not measured: ${k.q4km.llamaCppError}.`));
   } else if (r.kquantsError) out.push(`K-quants not measured: ${r.kquantsError}`);
   out.push(...peerLines(r));
   for (const c of r.constraint ?? []) {

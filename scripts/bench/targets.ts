@@ -105,7 +105,7 @@ export function evaluateTargets(r: Pick<BenchResult, "models" | "products" | "bu
     else {
       const ours = k.q4km.ours, l = k.q4km.llamaCpp;
       out.push(verdict(name, ours.decodeTokensPerSecond > l.decodeTokensPerSecond,
-        `ours ${f1(ours.decodeTokensPerSecond)} tok/s, llama.cpp (one thread) ${f1(l.decodeTokensPerSecond)} tok/s; prefill ours ${f1(ours.prefillTokensPerSecond)} tok/s, llama.cpp ${f1(l.prefillTokensPerSecond)} tok/s`));
+        `ours ${f1(ours.decodeTokensPerSecond)} tok/s, llama.cpp (one thread) ${f1(l.decodeTokensPerSecond)} tok/s, decoded turn about; prefill ours ${f1(ours.prefillTokensPerSecond)} tok/s, llama.cpp ${f1(l.prefillTokensPerSecond)} tok/s`));
     }
   }
   for (const shape of ["stories42M", "stories110M"]) {
