@@ -134,7 +134,7 @@ function codes(v0: v128, v1: v128, v2: v128, J: i32, m63: v128, m: v128): v128 {
 
 /** One block of one 4-row group at p with the q8_K block at x: the integer dot before the -32 offset. */
 @inline
-function block4(p: usize, x: usize, m63: v128, mC0: v128): v128 {
+function block4(p: usize, x: usize, m63: v128, mC0: v128, sink: usize): v128 {
   let s = i32x4.splat(0);
   let a = p + CODES, t = p + 8, xa = x + 4;
   for (let half = 0; half < 2; half++) {
@@ -148,6 +148,8 @@ function block4(p: usize, x: usize, m63: v128, mC0: v128): v128 {
         let d1 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 32), codes(v0, v1, v2, 1, m63, mC0));
         let d2 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 64), codes(v0, v1, v2, 2, m63, mC0));
         let d3 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 96), codes(v0, v1, v2, 3, m63, mC0));
+        // the stores pin this set's work before the next set's loads (V8 would hoist those and spill)
+        v128.store(sink, d0); v128.store(sink, d1); v128.store(sink, d2); v128.store(sink, d3);
         v0 = v128.load(a, 48); v1 = v128.load(a, 64); v2 = v128.load(a, 80);
         d0 = i16x8.add(d0, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 4), codes(v0, v1, v2, 0, m63, mC0)));
         d1 = i16x8.add(d1, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xa, 36), codes(v0, v1, v2, 1, m63, mC0)));
@@ -189,12 +191,12 @@ function update(acc: v128, p: usize, x: usize, s: v128): v128 {
 
 /** Two 4-row groups (at p and q; q == p for one group alone) x one token over nb blocks. */
 @inline
-function pass8(o: usize, o2: usize, p: usize, q: usize, x: usize, nb: i32): void {
+function pass8(o: usize, o2: usize, p: usize, q: usize, x: usize, nb: i32, sink: usize): void {
   const m63 = i8x16.splat(63), mC0 = i8x16.splat(<i8>0xc0);
   let accA = f32x4.splat(0), accB = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    accA = update(accA, p, x, block4(p, x, m63, mC0));
-    accB = update(accB, q, x, block4(q, x, m63, mC0));
+    accA = update(accA, p, x, block4(p, x, m63, mC0, sink));
+    accB = update(accB, q, x, block4(q, x, m63, mC0, sink));
     p += GB;
     q += GB;
     x += KB;
@@ -220,7 +222,7 @@ export function matmulQ6_Kx4(out: usize, w: usize, xq: usize, rows: i32, cols: i
     const p = w + <usize>g * stride * 4, q = w + <usize>(g + H) * stride * 4;
     for (let t = 0; t < nTok; t++) {
       const ot = out + <usize>t * ostride;
-      pass8(ot + (<usize>g << 4), ot + (<usize>(g + H) << 4), p, q, xq + <usize>t * xstride, nb);
+      pass8(ot + (<usize>g << 4), ot + (<usize>(g + H) << 4), p, q, xq + <usize>t * xstride, nb, S);
     }
   }
   // the odd last group, with itself as the second
@@ -228,7 +230,7 @@ export function matmulQ6_Kx4(out: usize, w: usize, xq: usize, rows: i32, cols: i
     const p = w + <usize>g * stride * 4;
     for (let t = 0; t < nTok; t++) {
       const o = out + <usize>t * ostride + (<usize>g << 4);
-      pass8(o, o, p, p, xq + <usize>t * xstride, nb);
+      pass8(o, o, p, p, xq + <usize>t * xstride, nb, S);
     }
   }
   for (let r = G << 2; r < rows; r++) {
