@@ -3,15 +3,13 @@
 // (our writer, llama.cpp's mix) decoded by our runtime and by llama.cpp turn about, and prefilled
 // (node-llama-cpp, one CPU thread, installed on demand as for scripts/fidelity).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { buildArtifacts } from "../build/pipeline";
-import { ensureLlamaCpp } from "../fidelity/llama-cpp";
 import { readGguf } from "../import/gguf";
 import { llama2cTokenizerToGguf, writeGguf } from "../import/gguf-writer";
 import { readLlama2cCheckpoint } from "../import/llama2c";
-import { instantiateWeights } from "../build/instance";
-import { benchPrompt, ensureBuilt, pairedDecode, runInProcess, type BuiltModel, type PairedDecode, type RunOptions } from "./models";
+import { benchPrompt, decodeSession, ensureBuilt, pairedDecode, runInProcess, type BuiltModel, type PairedDecode, type RunOptions } from "./models";
+import { llamaCppSession, loadLlamaCpp } from "./peer";
 import { median } from "./timing";
 import { BENCH_DIR } from "./roofline";
 
@@ -53,74 +51,16 @@ async function builtFromGguf(path: string): Promise<BuiltModel> {
   return { manifest: artifacts.manifest, weights, checkpoint: path };
 }
 
-/** A node-llama-cpp session on one thread (node-llama-cpp is not a dependency: typed here as far as it is used). */
-async function openLlamaCpp(path: string) {
-  const require = createRequire(join(ensureLlamaCpp(() => {}), "x.js"));
-  type Seq = { evaluate(t: number[], o: { temperature: number }): AsyncGenerator<number>; evaluateWithoutGeneratingNewTokens(t: number[]): Promise<void>; clearHistory(): Promise<void> };
-  const { getLlama } = (await import(require.resolve("node-llama-cpp"))) as {
-    getLlama(o: { gpu: false; logLevel: string }): Promise<{ loadModel(o: { modelPath: string }): Promise<{ createContext(o: { contextSize: number; threads: number; batchSize: number }): Promise<{ getSequence(): Seq; dispose(): Promise<void> }>; dispose(): Promise<void> }> }>;
-  };
-  const llama = await getLlama({ gpu: false, logLevel: "error" });
-  const model = await llama.loadModel({ modelPath: path });
-  const context = await model.createContext({ contextSize: 1024, threads: 1, batchSize: 512 });
-  const seq = context.getSequence();
-  return {
-    /** ms to evaluate `tokens` from an empty history. */
-    async prefill(tokens: number[]): Promise<number> {
-      await seq.clearHistory();
-      const t = performance.now();
-      await seq.evaluateWithoutGeneratingNewTokens(tokens);
-      return performance.now() - t;
-    },
-    /** ms per token of n greedy tokens after `prompt` (the first, which includes the prompt, left out). */
-    async decode(prompt: number[], n: number): Promise<number[]> {
-      await seq.clearHistory();
-      const steps: number[] = [];
-      let last = performance.now();
-      let i = 0;
-      for await (const _ of seq.evaluate(prompt, { temperature: 0 })) {
-        const now = performance.now();
-        if (i > 0) steps.push(now - last);
-        last = now;
-        if (++i > n) break;
-      }
-      return steps;
-    },
-    async close(): Promise<void> {
-      await context.dispose();
-      await model.dispose();
-    },
-  };
-}
-
-/** Our runtime on the same model: ms per token of n greedy tokens after `prompt`. */
-async function openOurs(built: BuiltModel) {
-  const { model, caches, kernels } = await instantiateWeights(built.manifest, built.weights);
-  const cache = caches[0]!;
-  const argmax = (logits: Float32Array) => kernels.argmax(logits.byteOffset, logits.length);
-  return {
-    decode(prompt: number[], n: number): number[] {
-      let next = argmax(model.forward(prompt, 0, cache));
-      const steps: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t = performance.now();
-        next = argmax(model.forward([next], prompt.length + i, cache));
-        steps.push(performance.now() - t);
-      }
-      return steps;
-    },
-  };
-}
-
 /**
- * Decode of the same file by ours and by llama.cpp, turn about (a shared machine drifts more
- * between two separate measurements than the margin): `rounds` rounds, each side decoding
- * o.decodeTokens tokens after the same prompt in each; medians of all per-token times. Prefill:
+ * Decode of the same file by ours and by llama.cpp, turn about as scripts/bench/peer.ts does (a
+ * shared machine drifts more between two separate measurements than the margin): `rounds`
+ * turns each, o.decodeTokens tokens after the same prompt in each; medians of all per-token times. Prefill:
  * llama.cpp's median over o.prefillReps after one warm-up (ours comes from runInProcess).
  */
 async function versusLlamaCpp(built: BuiltModel, path: string, o: RunOptions, rounds: number): Promise<{ ours: number; llamaCpp: { decodeTokensPerSecond: number; prefillTokensPerSecond: number } }> {
   const vocab = built.manifest.config.vocabSize;
-  const cpp = await openLlamaCpp(path);
+  const llama = await loadLlamaCpp(() => {});
+  const cpp = await llamaCppSession(llama, path, 1024);
   try {
     const long = benchPrompt(o.prefillTokens, vocab);
     const pre: number[] = [];
@@ -128,19 +68,26 @@ async function versusLlamaCpp(built: BuiltModel, path: string, o: RunOptions, ro
       const ms = await cpp.prefill(long);
       if (r > 0) pre.push(ms);
     }
-    const mine = await openOurs(built);
+    const mine = await decodeSession(built, o);
     const prompt = benchPrompt(o.promptTokens, vocab);
-    // one warm-up round each, then the measured rounds
-    mine.decode(prompt, o.decodeWarmup);
+    const oursDecode = (n: number) => Array.from({ length: n }, (_, i) => mine.step(i));
+    // one warm-up turn each, then turns in alternating order
+    oursDecode(o.decodeWarmup);
     await cpp.decode(prompt, o.decodeWarmup);
     const a: number[] = [], b: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      a.push(...mine.decode(prompt, o.decodeTokens));
-      b.push(...(await cpp.decode(prompt, o.decodeTokens)));
+      if (r % 2 === 0) {
+        a.push(...oursDecode(o.decodeTokens));
+        b.push(...(await cpp.decode(prompt, o.decodeTokens)));
+      } else {
+        b.push(...(await cpp.decode(prompt, o.decodeTokens)));
+        a.push(...oursDecode(o.decodeTokens));
+      }
     }
     return { ours: 1000 / median(a), llamaCpp: { decodeTokensPerSecond: 1000 / median(b), prefillTokensPerSecond: (1000 * long.length) / median(pre) } };
   } finally {
-    await cpp.close();
+    await cpp.dispose();
+    await llama.dispose();
   }
 }
 

@@ -99,7 +99,7 @@ export async function loadLlamaCpp(log: (s: string) => void): Promise<Llama> {
 }
 
 /** One GGUF file in llama.cpp on one thread: a timed prefill, and a timed turn of decode steps. */
-async function llamaCppSession(llama: Llama, path: string, contextSize: number) {
+export async function llamaCppSession(llama: Llama, path: string, contextSize: number) {
   const model = await llama.loadModel({ modelPath: path });
   const context = await model.createContext({ contextSize, threads: 1, batchSize: 512 });
   const seq = context.getSequence();
