@@ -8,10 +8,11 @@
 // operations (quantization, f16, rope, elementwise add/mul) must match bit for bit.
 import { beforeAll, describe, expect, it } from "vitest";
 import { Kernels, ropeCosSin, type DType, type Ptr } from "../../kernels/index";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import * as Q from "../../kernels/quant";
 import * as ref from "../../kernels/reference/index";
+import { loadKernelsModuleForNode } from "../../kernels/node";
 import { rng } from "../../scripts/rng";
+import { testKernels } from "../support/kernels";
 
 const U = 2 ** -24;
 const gamma = (n: number) => (n * U) / (1 - n * U);
@@ -19,26 +20,12 @@ const SIZES = [1, 3, 31, 32, 33, 64, 100, 172, 288, 768];
 const NTOKS = [1, 2, 3, 5, 8];
 
 
+const kernels = testKernels(64 << 20);
 let K: Kernels;
 beforeAll(() => {
-  K = Kernels.create(loadKernelsModuleForNode(), 64 << 20);
+  K = kernels.K;
 });
-
-/** Run fn with a scoped allocator: everything allocated inside is released afterwards. */
-function scoped<T>(fn: () => T): T {
-  const m = K.mark();
-  try {
-    return fn();
-  } finally {
-    K.release(m);
-  }
-}
-
-function put(data: ArrayBufferView, align = 16): Ptr {
-  const p = K.alloc(data.byteLength, align);
-  K.write(p, data);
-  return p;
-}
+const { scoped, put } = kernels;
 
 function f32bits(x: number): number {
   return new Uint32Array(Float32Array.of(x).buffer)[0]!;

@@ -3,10 +3,10 @@
 //   npx vitest run --project node test/node/kquants.test.ts
 import { beforeAll, describe, expect, it } from "vitest";
 import { Kernels, type Ptr } from "../../kernels/index";
-import { loadKernelsModuleForNode } from "../../kernels/node";
 import * as Q from "../../kernels/quant";
 import * as ref from "../../kernels/reference/index";
 import { rng } from "../../scripts/rng";
+import { testKernels } from "../support/kernels";
 
 const NEW: Q.QuantDType[] = ["q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"];
 
@@ -222,23 +222,13 @@ describe("block formats", () => {
 });
 
 describe("kernels.wasm against the references", () => {
+  const kernels = testKernels(32 << 20);
   let K: Kernels;
   beforeAll(() => {
-    K = Kernels.create(loadKernelsModuleForNode(), 32 << 20);
+    K = kernels.K;
   });
-  function put(data: ArrayBufferView): Ptr {
-    const p = K.alloc(data.byteLength, 64);
-    K.write(p, data);
-    return p;
-  }
-  function scoped<T>(fn: () => T): T {
-    const m = K.mark();
-    try {
-      return fn();
-    } finally {
-      K.release(m);
-    }
-  }
+  const put = (data: ArrayBufferView): Ptr => kernels.put(data, 64);
+  const { scoped } = kernels;
   const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
   for (const format of ["q8_1", "q8_k"] as const) {
