@@ -13,7 +13,7 @@ import type { ToolsRequest } from "../api/tools-request";
 import { ChatContentError, ChatMessageError, ChatTemplateError, renderChatPrompt } from "../runtime/chat-template";
 import type { GenerationSummary } from "../runtime/engine";
 import type { LoadedModel } from "../runtime/loader";
-import { callSchema, templateTakesTools, toolCallFormat, ToolCallParser, type OutputPiece, type ToolCallFormat } from "../runtime/tools";
+import { afterFirstCall, callSchema, forcedOpening, templateTakesTools, toolCallFormat, toolCallParser, type OutputPiece, type ReplyParser, type ToolCallFormat } from "../runtime/tools";
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
 import { chatLogprobs } from "./logprobs";
@@ -37,7 +37,11 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
       if (!templateTakesTools(template)) throw invalidRequest(`The model '${request.model}' cannot call tools: its chat template has no tool support`, "tools", "tools_not_supported");
       format = toolCallFormat(template);
       if (!format) {
-        throw invalidRequest(`The model '${request.model}' writes tool calls in a format this server does not parse (it reads <tool_call> blocks, as Qwen2.5 and Qwen3 write them)`, "tools", "tools_not_supported");
+        throw invalidRequest(
+          `The model '${request.model}' writes tool calls in a format this server does not parse (it reads <tool_call> blocks, as Qwen2.5 and Qwen3 write them, and Llama 3.1's JSON calls)`,
+          "tools",
+          "tools_not_supported",
+        );
       }
     }
     try {
@@ -48,7 +52,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
         variables: tools ? { tools: tools.tools.map((f) => ({ type: "function", function: f })) } : undefined,
       });
       // A forced call: the reply starts inside the call, as the model itself would open it.
-      return forced ? { ...prompt, text: `${prompt.text}${format!.open}\n` } : prompt;
+      return forced ? { ...prompt, text: `${prompt.text}${forcedOpening(format!)}` } : prompt;
     } catch (e) {
       if (e instanceof ChatMessageError || (e instanceof ChatTemplateError && e.fromTemplate)) throw invalidRequest(e.message, "messages");
       if (e instanceof ChatTemplateError) throw new ApiError(500, `The model's chat template failed: ${e.message}`, "server_error", null, "chat_template_error");
@@ -63,9 +67,9 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
     topP: request.topP,
     seed: request.seed,
     // one call at most: the reply ends where the first call's block closes (the parser reads it unclosed)
-    stop: tools && !forced && !tools.parallel ? [...request.stop, format!.close] : request.stop,
+    stop: tools && !forced && !tools.parallel && afterFirstCall(format!) ? [...request.stop, afterFirstCall(format!)!] : request.stop,
     sampling: request.sampling,
-    responseFormat: forced ? compileFormat(callSchema(forced), "tools") : request.responseFormat,
+    responseFormat: forced ? compileFormat(callSchema(forced, format!.argumentsKey), "tools") : request.responseFormat,
     logprobs: request.logprobs === null ? null : { top: request.logprobs, prompt: false },
   })).catch((e) => {
     if (e instanceof ChatContentError) throw invalidRequest(e.message, e.where, "special_token_in_content");
@@ -147,7 +151,7 @@ function forcedTools(tools: ToolsRequest) {
 
 /** One choice's reply when tools are offered: content and calls, in OpenAI's shapes. */
 class ToolReply {
-  readonly parser: ToolCallParser;
+  readonly parser: ReplyParser;
   private calls = 0;
 
   constructor(
@@ -155,7 +159,7 @@ class ToolReply {
     private readonly tools: ToolsRequest,
     private readonly forced: boolean,
   ) {
-    this.parser = new ToolCallParser(format, new Set(tools.tools.map((t) => t.name)), forced);
+    this.parser = toolCallParser(format, new Set(tools.tools.map((t) => t.name)), forced);
   }
 
   /** A streamed piece as a chunk's delta (null: dropped, a second call when parallel calls are off). */

@@ -2,11 +2,14 @@
 // a call, the JSON schema a forced call follows, and the parser that turns generated text into
 // content and calls as it streams.
 //
-// One call format today, the one Qwen2.5/Qwen3 (and the Hermes-style templates that copied it)
-// train on: a call is `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>` after the
-// assistant header, one block per call, and a template that takes tools says so by writing
-// `<tool_call>` itself. A template that takes `tools` in another format is refused rather
-// than guessed at.
+// Two call formats:
+// - "hermes", what Qwen2.5/Qwen3 (and the Hermes-style templates that copied them) train on: a
+//   call is `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>` after the assistant
+//   header, one block per call; the template writes `<tool_call>` itself.
+// - "llama3-json", Llama 3.1+'s custom tools: the whole reply is one JSON object
+//   `{"name": ..., "parameters": {...}}` (after an optional `<|python_tag|>`); the template
+//   answers results as the `ipython` role and tells the model to use "parameters".
+// A template that takes `tools` in any other format is refused rather than guessed at.
 
 /** A function the caller offers (OpenAI's `tools[].function`). */
 export interface ToolFunction {
@@ -17,14 +20,25 @@ export interface ToolFunction {
 }
 
 /** How a model writes a call. */
-export interface ToolCallFormat {
-  name: "hermes";
-  /** What opens and closes one call. */
-  open: string;
-  close: string;
-}
+export type ToolCallFormat =
+  | {
+      name: "hermes";
+      /** What opens and closes one call. */
+      open: string;
+      close: string;
+      argumentsKey: "arguments";
+    }
+  | {
+      name: "llama3-json";
+      /** What may come before the call's JSON. */
+      prefix: string;
+      argumentsKey: "parameters";
+    };
 
-const HERMES: ToolCallFormat = { name: "hermes", open: "<tool_call>", close: "</tool_call>" };
+type HermesFormat = Extract<ToolCallFormat, { name: "hermes" }>;
+type Llama3JsonFormat = Extract<ToolCallFormat, { name: "llama3-json" }>;
+const HERMES: HermesFormat = { name: "hermes", open: "<tool_call>", close: "</tool_call>", argumentsKey: "arguments" };
+const LLAMA3_JSON: Llama3JsonFormat = { name: "llama3-json", prefix: "<|python_tag|>", argumentsKey: "parameters" };
 
 /** Whether the template does anything with a `tools` variable. */
 export function templateTakesTools(template: string): boolean {
@@ -34,7 +48,29 @@ export function templateTakesTools(template: string): boolean {
 /** The call format of a template that takes tools, or null when it is not one we parse. */
 export function toolCallFormat(template: string): ToolCallFormat | null {
   if (!templateTakesTools(template)) return null;
-  return template.includes(HERMES.open) && template.includes(HERMES.close) ? HERMES : null;
+  if (template.includes(HERMES.open) && template.includes(HERMES.close)) return HERMES;
+  if (template.includes("ipython") && template.includes('"parameters"')) return LLAMA3_JSON;
+  return null;
+}
+
+/** What the prompt ends with for a forced call: the call's opening, as the model would write it. */
+export function forcedOpening(format: ToolCallFormat): string {
+  return format.name === "hermes" ? `${format.open}\n` : "";
+}
+
+/** A stop string that ends the reply after its first call (parallel calls off), if the format has one. */
+export function afterFirstCall(format: ToolCallFormat): string | null {
+  return format.name === "hermes" ? format.close : null;
+}
+
+/** Splits a reply in `format` into content and calls as it arrives (see ToolCallParser, JsonReplyParser). */
+export function toolCallParser(format: ToolCallFormat, names: ReadonlySet<string>, forced: boolean): ReplyParser {
+  return format.name === "hermes" ? new ToolCallParser(format, names, forced) : new JsonReplyParser(format, names, forced);
+}
+
+export interface ReplyParser {
+  push(text: string): OutputPiece[];
+  finish(): OutputPiece[];
 }
 
 /**
@@ -42,7 +78,7 @@ export function toolCallFormat(template: string): ToolCallFormat | null {
  * parameters>}`, name first. Local `$ref`s inside each tool's parameters are moved under this
  * schema's `$defs` (prefixed per tool), so they still resolve.
  */
-export function callSchema(tools: ToolFunction[]): Record<string, unknown> {
+export function callSchema(tools: ToolFunction[], argumentsKey: "arguments" | "parameters" = "arguments"): Record<string, unknown> {
   const defs: Record<string, unknown> = {};
   const alts = tools.map((tool, i) => {
     const prefix = `tool${i}_`;
@@ -50,8 +86,8 @@ export function callSchema(tools: ToolFunction[]): Record<string, unknown> {
     Object.assign(defs, own);
     return {
       type: "object",
-      properties: { name: { const: tool.name }, arguments: args },
-      required: ["name", "arguments"],
+      properties: { name: { const: tool.name }, [argumentsKey]: args },
+      required: ["name", argumentsKey],
       additionalProperties: false,
     };
   });
@@ -112,7 +148,7 @@ export type OutputPiece = { content: string; call?: undefined } | { call: Parsed
  * call, the end) arrives. A block that is not a well-formed call to one of the offered tools
  * is given back as content, as written. Whitespace around calls is dropped.
  */
-export class ToolCallParser {
+export class ToolCallParser implements ReplyParser {
   private buffer = "";
   private inCall: boolean;
   /** The opening tag of the call being read, as the output wrote it ("" when the prompt did). */
@@ -124,7 +160,7 @@ export class ToolCallParser {
   calls = 0;
 
   constructor(
-    private readonly format: ToolCallFormat,
+    private readonly format: HermesFormat,
     private readonly names: ReadonlySet<string>,
     /** The opening tag was already written (in the prompt): the output starts inside a call. */
     startsInCall = false,
@@ -185,7 +221,7 @@ export class ToolCallParser {
 
   private endCall(body: string, closed: boolean, out: OutputPiece[]): void {
     this.inCall = false;
-    const call = parseCall(body, this.names);
+    const call = parseCall(body, this.names, this.format.argumentsKey);
     if (call) {
       this.calls++;
       this.pendingSpace = "";
@@ -197,8 +233,56 @@ export class ToolCallParser {
   }
 }
 
-/** `{"name": ..., "arguments": {...}}` naming an offered tool, or null. */
-export function parseCall(body: string, names: ReadonlySet<string>): ParsedCall | null {
+/**
+ * A reply in llama3-json: one call when the reply is a JSON object (after whitespace and the
+ * optional prefix), else content. Text is held only while it may still be such a reply (nothing
+ * but whitespace and a prefix of the prefix so far); once it is a call, all of it waits for the
+ * end.
+ */
+export class JsonReplyParser implements ReplyParser {
+  private buffer = "";
+  private mode: "undecided" | "call" | "text";
+
+  constructor(
+    private readonly format: Llama3JsonFormat,
+    private readonly names: ReadonlySet<string>,
+    forced = false,
+  ) {
+    this.mode = forced ? "call" : "undecided";
+  }
+
+  push(text: string): OutputPiece[] {
+    if (this.mode === "text") return text === "" ? [] : [{ content: text }];
+    this.buffer += text;
+    if (this.mode === "call") return [];
+    const rest = this.buffer.trimStart();
+    const body = rest.startsWith(this.format.prefix) ? rest.slice(this.format.prefix.length).trimStart() : rest;
+    if (body.startsWith("{")) {
+      this.mode = "call";
+      return [];
+    }
+    if (body === "" || (body === rest && this.format.prefix.startsWith(rest))) return [];
+    this.mode = "text";
+    const out = this.buffer;
+    this.buffer = "";
+    return [{ content: out }];
+  }
+
+  finish(): OutputPiece[] {
+    const held = this.buffer;
+    this.buffer = "";
+    if (this.mode === "call") {
+      const body = held.trimStart();
+      const json = body.startsWith(this.format.prefix) ? body.slice(this.format.prefix.length) : body;
+      const call = parseCall(json.trim(), this.names, this.format.argumentsKey);
+      if (call) return [{ call }];
+    }
+    return held === "" ? [] : [{ content: held }];
+  }
+}
+
+/** `{"name": ..., "arguments": {...}}` (or `"parameters"`) naming an offered tool, or null. */
+export function parseCall(body: string, names: ReadonlySet<string>, argumentsKey: "arguments" | "parameters" = "arguments"): ParsedCall | null {
   let value: unknown;
   try {
     value = JSON.parse(body);
@@ -206,7 +290,7 @@ export function parseCall(body: string, names: ReadonlySet<string>): ParsedCall 
     return null;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const { name, arguments: args } = value as Record<string, unknown>;
+  const { name, [argumentsKey]: args } = value as Record<string, unknown>;
   if (typeof name !== "string" || !names.has(name)) return null;
   if (typeof args !== "object" || args === null || Array.isArray(args)) return null;
   return { name, arguments: JSON.stringify(args) };

@@ -5,11 +5,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compileSchema } from "../../functions/runtime/constrain/schema";
-import { callSchema, templateTakesTools, toolCallFormat, ToolCallParser, type OutputPiece } from "../../functions/runtime/tools";
+import { callSchema, templateTakesTools, toolCallFormat, toolCallParser, ToolCallParser, type OutputPiece, type ToolCallFormat } from "../../functions/runtime/tools";
+import { LLAMA31_STYLE_TEMPLATE } from "../support/chat-templates";
 import { SCHEMAS, validationError } from "../support/schemas";
 import { familyTokenizerObjects } from "../support/hf-fixtures";
 
-const format = toolCallFormat("{% if tools %}<tool_call></tool_call>{% endif %}")!;
+const format = toolCallFormat("{% if tools %}<tool_call></tool_call>{% endif %}") as Extract<ToolCallFormat, { name: "hermes" }>;
 const names = new Set(["get_weather", "add"]);
 
 /** The text cut at `cuts`, pushed piece by piece; content joined, calls listed. */
@@ -111,5 +112,60 @@ describe("which templates take tools", () => {
     expect(toolCallFormat(llama3)).toBeNull();
     // a template that takes tools in some other format is not guessed at
     expect(toolCallFormat("{% for t in tools %}{{ t | tojson }}{% endfor %}")).toBeNull();
+  });
+});
+
+describe("Llama 3.1's JSON calls (llama3-json)", () => {
+  const llama = toolCallFormat(LLAMA31_STYLE_TEMPLATE)!;
+  const run = (text: string, cuts: number[] = [], forced = false) => {
+    const parser = toolCallParser(llama, names, forced);
+    const pieces: OutputPiece[] = [];
+    let from = 0;
+    for (const at of [...cuts].sort((a, b) => a - b)) {
+      pieces.push(...parser.push(text.slice(from, at)));
+      from = at;
+    }
+    pieces.push(...parser.push(text.slice(from)), ...parser.finish());
+    return { content: pieces.map((p) => p.content ?? "").join(""), calls: pieces.flatMap((p) => (p.call ? [p.call] : [])) };
+  };
+  const JSON_CASES: Array<[string, string, Array<{ name: string; arguments: string }>, string]> = [
+    ["a reply that is a call", '{"name": "get_weather", "parameters": {"city": "Paris"}}', [{ name: "get_weather", arguments: '{"city":"Paris"}' }], ""],
+    ["after <|python_tag|> and whitespace", '\n<|python_tag|>{"name": "add", "parameters": {"a": 1, "b": 2}}', [{ name: "add", arguments: '{"a":1,"b":2}' }], ""],
+    ["text", "It is sunny in Paris.", [], "It is sunny in Paris."],
+    ["text that starts like the prefix", "<|python is not here", [], "<|python is not here"],
+    ["JSON that is not a call", '{"city": "Paris"}', [], '{"city": "Paris"}'],
+    ["a call with \"arguments\" instead", '{"name": "add", "arguments": {}}', [], '{"name": "add", "arguments": {}}'],
+  ];
+
+  it("is what a template that answers results as ipython and asks for \"parameters\" writes", () => {
+    expect(llama).toMatchObject({ name: "llama3-json", argumentsKey: "parameters" });
+  });
+
+  it.each(JSON_CASES)("%s", (_, text, calls, content) => {
+    expect(run(text)).toEqual({ content, calls });
+  });
+
+  it("gives the same content and calls however the text is cut into pieces", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...JSON_CASES), fc.array(fc.nat(), { maxLength: 10 }), ([, text, calls, content], raw) => {
+        expect(run(text, raw.map((n) => n % (text.length + 1)))).toEqual({ content, calls });
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("streams text at once once it cannot be a call; a forced call needs no opening", () => {
+    const parser = toolCallParser(llama, names, false);
+    expect(parser.push("  ")).toEqual([]);
+    expect(parser.push("Sure")).toEqual([{ content: "  Sure" }]);
+    expect(parser.push(", here")).toEqual([{ content: ", here" }]);
+    expect(run('{"name": "add", "parameters": {}}', [3], true).calls).toEqual([{ name: "add", arguments: "{}" }]);
+  });
+
+  it("a forced call's schema uses \"parameters\"", () => {
+    const schema = callSchema([{ name: "add", parameters: { type: "object", properties: { a: { type: "integer" } }, required: ["a"] } }], "parameters");
+    expect(() => compileSchema(schema)).not.toThrow();
+    expect(validationError(schema, '{"name": "add", "parameters": {"a": 1}}')).toBeNull();
+    expect(validationError(schema, '{"name": "add", "arguments": {"a": 1}}')).not.toBeNull();
   });
 });

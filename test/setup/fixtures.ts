@@ -11,6 +11,7 @@ import { llama2cTokenizerToGguf, writeGguf } from "../../scripts/import/gguf-wri
 import { writeTinyHfCheckpoint } from "../../scripts/import/hf-writer";
 import { randomLlamaModel } from "../../scripts/import/llama2c-writer";
 import { runtimeFor } from "../support/runtime";
+import { LLAMA31_STYLE_TEMPLATE } from "../support/chat-templates";
 import { writeHfTokenizerDir } from "../support/hf-fixtures";
 import { AIDREAMS, AIDREAMS_TOKENIZER, sharedModelPath } from "../support/models";
 import { join } from "node:path";
@@ -64,6 +65,20 @@ export function writeLlama3ChatFolder(dir: string): string {
   mkdirSync(dir, { recursive: true });
   writeHfTokenizerDir("llama3", { dir });
   writeTinyHfCheckpoint(dir, { family: LLAMA3_CHAT_MODEL.family, vocabSize: LLAMA3_CHAT_MODEL.vocabSize, seed: 4, configOverrides: { bos_token_id: 128000, eos_token_id: 128009 } });
+  return dir;
+}
+
+/**
+ * The same model with a chat template in the manner of Llama 3.1's, which takes tools and calls
+ * them as JSON (test/support/chat-templates.ts): no Llama 3.1 template installs from npm.
+ */
+export const LLAMA31_TOOLS_MODEL = { id: "tiny-llama3-tools" };
+
+export function writeLlama31ToolsFolder(dir: string): string {
+  writeLlama3ChatFolder(dir);
+  const configPath = join(dir, "tokenizer_config.json");
+  const config = JSON.parse(readFileSync(configPath, "utf8"));
+  writeFileSync(configPath, JSON.stringify({ ...config, chat_template: LLAMA31_STYLE_TEMPLATE }));
   return dir;
 }
 
@@ -129,6 +144,9 @@ export async function buildFixtures(): Promise<FixtureModel[]> {
   const llama3 = writeLlama3ChatFolder(join(artifactsDir, "tiny-llama3"));
   edgeinfer(["build", llama3, "--id", LLAMA3_CHAT_MODEL.id, "--quant", "q4_0", "--out", join(artifactsDir, "hf")]);
   built.push({ set: "hf", id: LLAMA3_CHAT_MODEL.id, quant: "q4_0" });
+  const llama31 = writeLlama31ToolsFolder(join(artifactsDir, "tiny-llama3-tools"));
+  edgeinfer(["build", llama31, "--id", LLAMA31_TOOLS_MODEL.id, "--quant", "q4_0", "--out", join(artifactsDir, "hf")]);
+  built.push({ set: "hf", id: LLAMA31_TOOLS_MODEL.id, quant: "q4_0" });
   const mixed = join(artifactsDir, "tiny-q4_k_m.gguf");
   await writeMixedGguf(mixed);
   edgeinfer(["build", mixed, "--id", MIXED_MODEL.id, "--out", join(artifactsDir, "kquants")]);

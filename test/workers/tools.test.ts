@@ -210,3 +210,48 @@ describe("misuse is a 400 naming the field", () => {
     expect(status).toBe(200);
   });
 });
+
+describe("Llama 3.1-style JSON calls (a template that answers results as ipython and asks for \"parameters\")", () => {
+  // its context is 256 tokens: one tool
+  const llama = { ...base, model: "tiny-llama3-tools", tools: [weather], max_tokens: 60 };
+
+  it("a forced call is the whole reply, parses and validates, streamed and not", async () => {
+    for (const [toolChoice, seedValue] of [[{ type: "function", function: { name: "get_weather" } }, 1], ["required", 2]] as const) {
+      const name = "get_weather";
+      const body = { ...llama, tool_choice: toolChoice, seed: seedValue, temperature: 1 };
+      const { status, json } = await chat(body);
+      expect(status, JSON.stringify(json)).toBe(200);
+      const choice = json.choices[0];
+      expect(choice.finish_reason).toBe("tool_calls");
+      expect(choice.message.content).toBeNull();
+      expectValidCall(choice.message.tool_calls[0], [name]);
+      const s = await streamed(body);
+      expect(s.calls.map((c) => c.function)).toEqual([choice.message.tool_calls[0].function]);
+      expect(s.content).toBe("");
+    }
+  });
+
+  it("the tools and earlier calls and results reach the prompt as the template writes them; no opening is added", async () => {
+    const history = [
+      ...messages,
+      { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city": "Paris"}' } }] },
+      { role: "tool", tool_call_id: "call_1", content: "18 C, sunny" },
+    ];
+    const { status, json } = await chat({ ...llama, messages: history, tool_choice: "required", max_tokens: 20, return_token_ids: true });
+    expect(status, JSON.stringify(json)).toBe(200);
+    const echo = (await (await call("/v1/completions", { model: "tiny-llama3-tools", prompt: json.prompt_token_ids, max_tokens: 0, echo: true })).json()) as any;
+    const text: string = echo.choices[0].text;
+    expect(text).toContain(weather.function.description);
+    expect(text).toContain('{"name": "get_weather", "parameters": {"city": "Paris"}}');
+    expect(text).toContain("ipython");
+    expect(text).toContain("18 C, sunny");
+    // the prompt ends with the assistant header the template writes, nothing after it
+    expect(text.endsWith("assistant\n\n")).toBe(true);
+  });
+
+  it("auto: a reply that is not a call is content", async () => {
+    const { json } = await chat({ ...llama, seed: 3, max_tokens: 10, logit_bias: { 90: -100 } }); // 90: "{"
+    expect(json.choices[0].message.tool_calls).toBeUndefined();
+    expect(typeof json.choices[0].message.content).toBe("string");
+  });
+});
