@@ -13,9 +13,9 @@ import { familyTokenizerObjects } from "../support/hf-fixtures";
 const format = toolCallFormat("{% if tools %}<tool_call></tool_call>{% endif %}") as Extract<ToolCallFormat, { name: "hermes" }>;
 const names = new Set(["get_weather", "add"]);
 
-/** The text cut at `cuts`, pushed piece by piece; content joined, calls listed. */
-function parse(text: string, cuts: number[] = [], forced = false) {
-  const parser = new ToolCallParser(format, names, forced);
+/** The text cut at `cuts`, pushed piece by piece (a reply in `fmt`); content joined, calls listed. */
+function parse(text: string, cuts: number[] = [], forced = false, fmt: ToolCallFormat = format) {
+  const parser = toolCallParser(fmt, names, forced);
   const pieces: OutputPiece[] = [];
   let from = 0;
   for (const at of [...cuts].sort((a, b) => a - b)) {
@@ -117,17 +117,7 @@ describe("which templates take tools", () => {
 
 describe("Llama 3.1's JSON calls (llama3-json)", () => {
   const llama = toolCallFormat(LLAMA31_STYLE_TEMPLATE)!;
-  const run = (text: string, cuts: number[] = [], forced = false) => {
-    const parser = toolCallParser(llama, names, forced);
-    const pieces: OutputPiece[] = [];
-    let from = 0;
-    for (const at of [...cuts].sort((a, b) => a - b)) {
-      pieces.push(...parser.push(text.slice(from, at)));
-      from = at;
-    }
-    pieces.push(...parser.push(text.slice(from)), ...parser.finish());
-    return { content: pieces.map((p) => p.content ?? "").join(""), calls: pieces.flatMap((p) => (p.call ? [p.call] : [])) };
-  };
+  const run = (text: string, cuts: number[] = [], forced = false) => parse(text, cuts, forced, llama);
   const JSON_CASES: Array<[string, string, Array<{ name: string; arguments: string }>, string]> = [
     ["a reply that is a call", '{"name": "get_weather", "parameters": {"city": "Paris"}}', [{ name: "get_weather", arguments: '{"city":"Paris"}' }], ""],
     ["after <|python_tag|> and whitespace", '\n<|python_tag|>{"name": "add", "parameters": {"a": 1, "b": 2}}', [{ name: "add", arguments: '{"a":1,"b":2}' }], ""],
