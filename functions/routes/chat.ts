@@ -17,7 +17,7 @@ import { afterFirstCall, callSchema, forcedOpening, templateTakesTools, toolCall
 import type { AppContext } from "../app";
 import { leaseAndPrepare } from "./completions";
 import { chatLogprobs } from "./logprobs";
-import { runToEnd, sseResponse, startGeneration, sumTokens, usage } from "./respond";
+import { completionTokens, runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function chatCompletions(c: Context<AppContext>): Promise<Response> {
   const request = parseChatRequest(await readJsonBody(c.req.raw));
@@ -114,8 +114,8 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
         if (reply) emitPieces(emit, index, reply.parser.finish());
         emit(chunk(index, {}, { finish_reason: reply ? reply.finishReason(summary) : summary.finishReason, ...ids([]) }));
       },
-      finish(emit, summaries) {
-        if (request.includeUsage) emit({ ...meta, object: "chat.completion.chunk", choices: [], usage: usage(prepared.promptIds.length, sumTokens(summaries)) });
+      finish(emit) {
+        if (request.includeUsage) emit({ ...meta, object: "chat.completion.chunk", choices: [], usage: usage(prepared.promptIds.length, completionTokens(generation.seqs)) });
       },
     });
   }
@@ -134,7 +134,7 @@ export async function chatCompletions(c: Context<AppContext>): Promise<Response>
     ...meta,
     object: "chat.completion",
     choices,
-    usage: usage(prepared.promptIds.length, sumTokens(results.map((r) => r.summary))),
+    usage: usage(prepared.promptIds.length, completionTokens(generation.seqs)),
     ...(request.returnTokenIds ? { prompt_token_ids: prepared.promptIds } : {}),
   });
 }

@@ -12,7 +12,7 @@ import type { ModelLease } from "../runtime/registry";
 import { workerStore } from "../store/worker";
 import type { AppContext } from "../app";
 import { CompletionLogprobsWriter } from "./logprobs";
-import { runToEnd, sseResponse, startGeneration, sumTokens, usage } from "./respond";
+import { completionTokens, runToEnd, sseResponse, startGeneration, usage } from "./respond";
 
 export async function completions(c: Context<AppContext>): Promise<Response> {
   const request = parseCompletionRequest(await readJsonBody(c.req.raw));
@@ -49,8 +49,8 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
       end(emit, index, summary) {
         emit(chunk(index, { text: "", finish_reason: summary.finishReason, ...ids([]) }));
       },
-      finish(emit, summaries) {
-        if (request.includeUsage) emit({ ...meta, choices: [], usage: usage(prepared.promptIds.length, sumTokens(summaries)) });
+      finish(emit) {
+        if (request.includeUsage) emit({ ...meta, choices: [], usage: usage(prepared.promptIds.length, completionTokens(generation.seqs)) });
       },
     });
   }
@@ -72,7 +72,7 @@ export async function completions(c: Context<AppContext>): Promise<Response> {
     }
     return { index, text: echo + text, logprobs: lp, finish_reason: summary.finishReason, ...ids(summary.completionIds, prepared.promptIds) };
   });
-  return c.json({ ...meta, choices, usage: usage(prepared.promptIds.length, sumTokens(results.map((r) => r.summary))) });
+  return c.json({ ...meta, choices, usage: usage(prepared.promptIds.length, completionTokens(generation.seqs)) });
 }
 
 /**

@@ -82,7 +82,7 @@ export async function runToEnd({ engine, seqs, log, metered, usageOf }: Generati
   }
 }
 
-/** Tokens generated over all choices (what usage reports and metering counts). */
+/** Tokens generated over all choices (what usage reports and metering counts; the prompt counts once). */
 export function completionTokens(seqs: Sequence[]): number {
   let total = 0;
   for (const seq of seqs) total += seq.completionIds.length;
@@ -92,11 +92,6 @@ export function completionTokens(seqs: Sequence[]): number {
 function ended(log: RequestLog, seqs: Sequence[]): void {
   log.completionTokens = completionTokens(seqs);
   log.finishReason = seqs[0].summary?.finishReason ?? null;
-}
-
-/** Generated tokens over all choices' summaries: the prompt counts once, every choice's output counts. */
-export function sumTokens(summaries: GenerationSummary[]): number {
-  return summaries.reduce((n, s) => n + s.completionIds.length, 0);
 }
 
 export function usage(promptTokens: number, completionTokens: number) {
@@ -115,7 +110,7 @@ export function sseResponse(
     start(emit: Emit): void;
     step(emit: Emit, choice: number, step: GenerationStep): void;
     end(emit: Emit, choice: number, summary: GenerationSummary): void;
-    finish(emit: Emit, summaries: GenerationSummary[]): void;
+    finish(emit: Emit): void;
   },
 ): Response {
   const encoder = new TextEncoder();
@@ -143,7 +138,7 @@ export function sseResponse(
         }
         await metered?.finish(usageOf(completionTokens(seqs)));
         if (!abort.signal.aborted) ended(log, seqs);
-        events.finish(emit, next.value);
+        events.finish(emit);
       } catch (e) {
         if (!abort.signal.aborted) await metered?.finish(usageOf(completionTokens(seqs))).catch(() => {});
         const error = toApiError(e);

@@ -9,15 +9,7 @@ import type { ImportedModel } from "./types";
 import { expectedLlamaTensors, indexTensors } from "./types";
 
 /** The llama2.c architecture numbers of a model, without the fixed parts of a LlamaConfig. */
-export interface Llama2cShape {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  vocabSize: number;
-  seqLen: number;
-}
+export type Llama2cShape = Pick<LlamaConfig, "dim" | "hiddenDim" | "nLayers" | "nHeads" | "nKvHeads" | "vocabSize" | "seqLen">;
 
 /** Published TinyStories checkpoint shapes (llama2.c README); all use the 32000-token Llama 2 tokenizer. */
 export const shapes = {
